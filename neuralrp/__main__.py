@@ -1,0 +1,3 @@
+from neuralrp.cli import cli
+
+cli()

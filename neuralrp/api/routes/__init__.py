@@ -1,0 +1,1 @@
+"""NeuralRP api routes package."""

@@ -1,0 +1,76 @@
+"""create_app(settings): the FastAPI application, built explicitly, nothing at import."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import httpx
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
+
+from neuralrp import __version__
+from neuralrp.api.routes import system
+from neuralrp.config import Settings
+from neuralrp.db.connection import Database
+from neuralrp.db.migrations import migrate
+from neuralrp.errors import NeuralRPError
+
+log = logging.getLogger(__name__)
+
+WEB_DIR = Path(__file__).parent / "web"
+DATA_SUBDIRS = ("characters", "worlds", "images", "backups", "logs")
+
+
+def prepare_data_dir(settings: Settings) -> None:
+    """Create the data dir and its sub-folders."""
+    for sub in DATA_SUBDIRS:
+        (settings.data_dir / sub).mkdir(parents=True, exist_ok=True)
+
+
+def open_database(settings: Settings) -> Database:
+    """Create the data dir, open the DB and bring its schema up to date."""
+    prepare_data_dir(settings)
+    db = Database(settings.db_path)
+    with db.session() as conn:
+        applied = migrate(conn)
+    if applied:
+        log.info("database %s migrated: %s", db.path, ", ".join(applied))
+    return db
+
+
+async def _neuralrp_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, NeuralRPError)
+    if exc.status_code >= 500:
+        log.warning("%s %s failed: %s", request.method, request.url.path, exc.message)
+    return JSONResponse(
+        {"error": type(exc).__name__, "detail": exc.message},
+        status_code=exc.status_code,
+    )
+
+
+def create_app(
+    settings: Settings,
+    *,
+    llm_transport: httpx.AsyncBaseTransport | None = None,
+    image_transport: httpx.AsyncBaseTransport | None = None,
+) -> FastAPI:
+    """Build the app; transports are the test seam for the LLM and image servers."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.db = open_database(settings)
+        log.info("NeuralRP %s ready; data in %s", __version__, settings.data_dir)
+        yield
+
+    app = FastAPI(title="NeuralRP", version=__version__, lifespan=lifespan)
+    app.state.settings = settings
+    app.state.llm_transport = llm_transport
+    app.state.image_transport = image_transport
+    app.add_exception_handler(NeuralRPError, _neuralrp_error)
+    app.include_router(system.router)
+    app.mount("/", StaticFiles(directory=WEB_DIR, html=True), name="web")
+    return app

@@ -1,0 +1,1 @@
+"""NeuralRP chats package."""

@@ -1,0 +1,113 @@
+"""The `neuralrp` command line: thin shells over the services."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+import yaml
+
+from neuralrp import __version__
+from neuralrp.config import Settings, load_settings, masked_dump
+from neuralrp.db.connection import Database
+from neuralrp.db.migrations import applied, bundled_migrations, migrate
+from neuralrp.errors import NeuralRPError
+
+log = logging.getLogger(__name__)
+
+
+def _settings(ctx: click.Context, overrides: dict[str, Any] | None = None) -> Settings:
+    try:
+        return load_settings(ctx.obj["config"], overrides=overrides)
+    except NeuralRPError as e:
+        raise click.ClickException(e.message) from e
+
+
+@click.group()
+@click.version_option(__version__, prog_name="neuralrp")
+@click.option("--config", "config", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Path to config.yaml (default: $NEURALRP_CONFIG or ./config.yaml).")
+@click.pass_context
+def cli(ctx: click.Context, config: Path | None) -> None:
+    """NeuralRP: a local roleplay engine that keeps small models coherent."""
+    ctx.ensure_object(dict)
+    ctx.obj["config"] = config
+
+
+@cli.command()
+@click.option("--host", default=None, help="Address to bind (default 127.0.0.1).")
+@click.option("--port", type=int, default=None, help="Port (default 8000).")
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Data directory (default ./data).")
+@click.pass_context
+def serve(ctx: click.Context, host: str | None, port: int | None, data_dir: Path | None) -> None:
+    """Serve the web app and API."""
+    import uvicorn
+
+    from neuralrp.app import create_app
+    from neuralrp.logsetup import configure_logging
+
+    overrides: dict[str, Any] = {}
+    if host or port:
+        overrides["server"] = {k: v for k, v in (("host", host), ("port", port)) if v}
+    if data_dir:
+        overrides["paths"] = {"data_dir": str(data_dir)}
+    settings = _settings(ctx, overrides)
+    configure_logging(settings)
+    app = create_app(settings)
+    log.info("serving on http://%s:%d", settings.server.host, settings.server.port)
+    uvicorn.run(app, host=settings.server.host, port=settings.server.port, log_config=None)
+
+
+@cli.command(name="migrate")
+@click.option("--list", "list_only", is_flag=True, help="Show applied and pending migrations, change nothing.")
+@click.pass_context
+def migrate_cmd(ctx: click.Context, list_only: bool) -> None:
+    """Bring the database schema up to date."""
+    settings = _settings(ctx)
+    try:
+        with Database(settings.db_path).session() as conn:
+            if list_only:
+                done = applied(conn)
+                for m in bundled_migrations():
+                    click.echo(f"{'applied' if m.number in done else 'pending'}  {m.name}")
+                return
+            names = migrate(conn)
+    except NeuralRPError as e:
+        raise click.ClickException(e.message) from e
+    click.echo(f"applied {len(names)} migration(s): {', '.join(names)}" if names else "schema is up to date")
+
+
+@cli.group(name="config")
+def config_group() -> None:
+    """Inspect settings."""
+
+
+@config_group.command(name="show")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of YAML.")
+@click.pass_context
+def config_show(ctx: click.Context, as_json: bool) -> None:
+    """Print the effective settings (file + environment), secrets masked."""
+    data = masked_dump(_settings(ctx))
+    click.echo(json.dumps(data, indent=2) if as_json else yaml.safe_dump(data, sort_keys=False).rstrip())
+
+
+@cli.command()
+@click.pass_context
+def doctor(ctx: click.Context) -> None:
+    """Check the database, sqlite-vec, embedder, LLM and image backends."""
+    from neuralrp.ops.doctor import run_doctor
+
+    checks = run_doctor(_settings(ctx))
+    for check in checks:
+        click.echo(check.line())
+    failed = [c for c in checks if c.required and not c.ok]
+    if failed:
+        click.echo(f"{len(failed)} problem(s) found.", err=True)
+        sys.exit(1)
+    click.echo("all required checks passed.")
+

@@ -1,0 +1,1 @@
+"""NeuralRP context package."""
