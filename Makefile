@@ -29,7 +29,7 @@ install-dev: $(VENV)/.installed-dev
 
 run: install
 	$(VENV)/bin/neuralrp migrate
-	$(VENV)/bin/neuralrp serve
+	$(VENV)/bin/neuralrp serve --offer-demo
 
 test: install-dev
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -13,11 +13,14 @@ from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from neuralrp import __version__
-from neuralrp.api.routes import system
+from neuralrp.api.routes import characters, chats, system
+from neuralrp.chats.generation import GenerationManager
+from neuralrp.chats.store import recover_streaming
 from neuralrp.config import Settings
 from neuralrp.db.connection import Database
 from neuralrp.db.migrations import migrate
 from neuralrp.errors import NeuralRPError
+from neuralrp.llm.runtime import start_runtime
 
 log = logging.getLogger(__name__)
 
@@ -37,8 +40,11 @@ def open_database(settings: Settings) -> Database:
     db = Database(settings.db_path)
     with db.session() as conn:
         applied = migrate(conn)
+        recovered = recover_streaming(conn, keep=settings.llm.keep_incomplete)
     if applied:
         log.info("database %s migrated: %s", db.path, ", ".join(applied))
+    if recovered:
+        log.warning("%d reply(s) were cut off by a crash; kept and marked incomplete", recovered)
     return db
 
 
@@ -63,8 +69,14 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.db = open_database(settings)
+        app.state.llm_runtime = await start_runtime(settings, llm_transport)
+        app.state.generations = GenerationManager(app.state.db, settings, lambda: app.state.llm_runtime.backend)
         log.info("NeuralRP %s ready; data in %s", __version__, settings.data_dir)
-        yield
+        try:
+            yield
+        finally:
+            await app.state.generations.aclose()
+            await app.state.llm_runtime.aclose()
 
     app = FastAPI(title="NeuralRP", version=__version__, lifespan=lifespan)
     app.state.settings = settings
@@ -72,5 +84,7 @@ def create_app(
     app.state.image_transport = image_transport
     app.add_exception_handler(NeuralRPError, _neuralrp_error)
     app.include_router(system.router)
+    app.include_router(characters.router)
+    app.include_router(chats.router)
     app.mount("/", StaticFiles(directory=WEB_DIR, html=True), name="web")
     return app

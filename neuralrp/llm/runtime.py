@@ -1,0 +1,75 @@
+"""Which LLM backend the app talks to: a configured server, or a built-in local one."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from neuralrp.config import Settings
+from neuralrp.llm.client import OpenAICompatBackend
+from neuralrp.llm.demo_model import DEMO_ALIAS, DEMO_LABEL, ensure_demo_model
+from neuralrp.llm.local_server import LocalModelServer
+from neuralrp.llm.types import LLMBackend
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class LLMRuntime:
+    """The backend in use plus the local server NeuralRP supervises, if any."""
+
+    backend: LLMBackend | None = None
+    local: LocalModelServer | None = None
+    label: str = ""
+    demo: bool = False
+    _supervisor: asyncio.Task[None] | None = field(default=None, repr=False)
+
+    def describe(self) -> dict[str, Any]:
+        """What the status page shows about the built-in model."""
+        if self.local is None:
+            return {"built_in": False}
+        return {"built_in": True, "demo": self.demo, "label": self.label, "model_path": str(self.local.model_path),
+                "url": self.local.base_url}
+
+    async def aclose(self) -> None:
+        """Stop supervising, stop the local server, close the client."""
+        if self._supervisor is not None:
+            self._supervisor.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._supervisor
+        if self.local is not None:
+            await asyncio.to_thread(self.local.stop)
+        if self.backend is not None:
+            await self.backend.aclose()
+
+
+def _local_server(settings: Settings) -> tuple[LocalModelServer, bool]:
+    local = settings.local
+    demo = local.model_path is None
+    path = ensure_demo_model(settings.data_dir / "models") if demo else local.model_path
+    assert path is not None
+    server = LocalModelServer(path, n_ctx=local.n_ctx, n_threads=local.n_threads,
+                              startup_timeout_s=local.startup_timeout_s, alias=DEMO_ALIAS if demo else None,
+                              log_path=settings.data_dir / "logs" / "llama_server.log")
+    return server, demo
+
+
+async def start_runtime(settings: Settings, transport: httpx.AsyncBaseTransport | None = None) -> LLMRuntime:
+    """Build the backend; start and supervise llama-cpp-python when a local model is configured."""
+    if settings.local.model_path is None and not settings.local.demo:
+        if not settings.llm.base_url:
+            return LLMRuntime()
+        return LLMRuntime(backend=OpenAICompatBackend(settings.llm, transport=transport))
+    server, demo = await asyncio.to_thread(_local_server, settings)
+    await asyncio.to_thread(server.start)
+    runtime = LLMRuntime(local=server, demo=demo,
+                         label=DEMO_LABEL if demo else f"Built-in: {server.model_path.name}")
+    runtime.backend = OpenAICompatBackend(settings.llm, base_url=server.base_url, context_length=settings.local.n_ctx)
+    runtime._supervisor = asyncio.create_task(server.supervise(), name="local-llm-supervisor")
+    log.info("%s serving at %s", runtime.label, server.base_url)
+    return runtime

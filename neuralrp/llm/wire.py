@@ -1,0 +1,149 @@
+"""Request payloads and error decoding for each OpenAI-compatible server dialect."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import httpx
+
+from neuralrp.errors import BackendBadResponse, BackendError, BackendUnavailable, ContextOverflow
+from neuralrp.llm.types import BackendKind, ChatMessage, SamplingParams, StreamChunk
+
+# Name each server gives the repetition penalty on its OpenAI routes (Ollama ignores it there).
+REP_PEN_FIELD: dict[str, str | None] = {
+    "koboldcpp": "rep_pen",
+    "tabbyapi": "repetition_penalty",
+    "llamacpp": "repeat_penalty",
+    "openai": "repetition_penalty",
+    "ollama": None,
+}
+
+
+def llm_root(base_url: str | None) -> str | None:
+    """The server root of an LLM URL (a trailing /v1 is removed)."""
+    if not base_url:
+        return None
+    root = base_url.rstrip("/")
+    return root[:-3] if root.endswith("/v1") else root
+
+
+def sampler_fields(kind: BackendKind, params: SamplingParams) -> dict[str, Any]:
+    """Sampler fields in the dialect of this server kind."""
+    fields: dict[str, Any] = {
+        "max_tokens": params.max_tokens,
+        "temperature": params.temperature,
+        "top_p": params.top_p,
+    }
+    if params.stop:
+        fields["stop"] = list(params.stop)
+    rep = REP_PEN_FIELD[kind]
+    if rep is not None:
+        fields.update(top_k=params.top_k, min_p=params.min_p)
+        fields[rep] = params.repetition_penalty
+    return fields
+
+
+def chat_payload(
+    kind: BackendKind, model: str, messages: list[ChatMessage], params: SamplingParams,
+    *, stream: bool, continue_last: bool = False,
+) -> dict[str, Any]:
+    """Body for POST /v1/chat/completions."""
+    body: dict[str, Any] = {"model": model, "messages": [m.as_dict() for m in messages], "stream": stream}
+    body.update(sampler_fields(kind, params))
+    if continue_last and kind in ("tabbyapi", "openai"):
+        body.update(add_generation_prompt=False, continue_final_message=True)
+    return body
+
+
+def completion_payload(
+    kind: BackendKind, model: str, prompt: str, params: SamplingParams, *, stream: bool, stops: tuple[str, ...]
+) -> dict[str, Any]:
+    """Body for POST /v1/completions (text mode with our own template)."""
+    body: dict[str, Any] = {"model": model, "prompt": prompt, "stream": stream}
+    body.update(sampler_fields(kind, params))
+    all_stops = list(dict.fromkeys([*params.stop, *stops]))
+    if all_stops:
+        body["stop"] = all_stops
+    return body
+
+
+def _message_from_body(body: Any) -> str:
+    if isinstance(body, dict):
+        for key in ("error", "detail"):
+            value = body.get(key)
+            if isinstance(value, dict):
+                return str(value.get("message") or value.get("msg") or value.get("error") or json.dumps(value))
+            if isinstance(value, str) and value:
+                return value
+            if isinstance(value, list) and value:
+                return json.dumps(value)[:300]
+    return ""
+
+
+def _is_overflow(status: int, body: Any, message: str) -> bool:
+    if status != 400:
+        return False
+    err = body.get("error") if isinstance(body, dict) else None
+    if isinstance(err, dict) and (
+        err.get("code") == "context_length_exceeded" or err.get("type") == "exceed_context_size_error"
+    ):
+        return True
+    text = message.lower()
+    return "context" in text and ("exceed" in text or "maximum" in text)
+
+
+def error_for_status(response: httpx.Response, raw: bytes) -> BackendError:
+    """Turn a non-2xx answer into our exception with a human sentence."""
+    try:
+        body: Any = json.loads(raw) if raw else None
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        body = None
+    message = _message_from_body(body) or raw[:200].decode("utf-8", "replace").strip() or "no details"
+    status = response.status_code
+    if _is_overflow(status, body, message):
+        return ContextOverflow(f"The prompt is longer than the model's context window: {message}", status=status)
+    if status in (401, 403):
+        return BackendBadResponse(
+            f"The LLM server refused the request (HTTP {status}: {message}); set llm.api_key", status=status
+        )
+    if status == 503:
+        return BackendUnavailable(f"The LLM server is busy or has no model loaded (HTTP 503: {message})")
+    if status == 404:
+        return BackendBadResponse(f"The LLM server answered 404 Not Found: {message}", status=status)
+    return BackendBadResponse(f"The LLM server answered HTTP {status}: {message}", status=status)
+
+
+def transport_error(exc: httpx.TransportError, url: str, timeout_s: float) -> BackendUnavailable:
+    """A human sentence for connect errors and timeouts."""
+    if isinstance(exc, httpx.ConnectTimeout | httpx.ConnectError):
+        return BackendUnavailable(f"Cannot reach the LLM server at {url}: is it running?")
+    if isinstance(exc, httpx.TimeoutException):
+        return BackendUnavailable(f"The LLM server at {url} did not answer within {timeout_s:g} s")
+    return BackendUnavailable(f"The connection to the LLM server at {url} broke ({type(exc).__name__})")
+
+
+def decode_chunk(payload: str, *, chat: bool) -> StreamChunk | None:
+    """One SSE data payload -> a chunk; None for chunks that carry no text or finish."""
+    try:
+        data = json.loads(payload)
+    except json.JSONDecodeError as e:
+        raise BackendBadResponse(f"The LLM server sent an unreadable stream chunk: {payload[:80]!r}") from e
+    if not isinstance(data, dict):
+        raise BackendBadResponse(f"The LLM server sent an unexpected stream chunk: {payload[:80]!r}")
+    if "error" in data:
+        raise BackendBadResponse(f"The LLM server failed mid-reply: {_message_from_body(data)}")
+    choices = data.get("choices")
+    if not choices:
+        return None
+    choice = choices[0] if isinstance(choices[0], dict) else {}
+    if chat:
+        delta = choice.get("delta") or {}
+        text = delta.get("content") if isinstance(delta, dict) else None
+    else:
+        text = choice.get("text")
+    finish = choice.get("finish_reason")
+    finish = None if finish in (None, "null", "") else str(finish)
+    if not text and finish is None:
+        return None
+    return StreamChunk(text=str(text or ""), finish_reason=finish)

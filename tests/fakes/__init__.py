@@ -1,0 +1,50 @@
+"""Test doubles: fake LLM and A1111 servers, a live uvicorn runner and SSE helpers."""
+
+from .fake_a1111 import IMG2IMG_PATH, TXT2IMG_PATH, VARIANTS, FakeA1111, make_png, parse_infotext, png_text
+from .fake_llm import (
+    CHAT_PATH,
+    COMPLETIONS_PATH,
+    FLAVOURS,
+    FakeLLM,
+    Fault,
+    RecordedRequest,
+    count_tokens,
+    error_body,
+    fake_token_ids,
+    fake_tokens,
+    message_text,
+    overflow_body,
+    prompt_tokens,
+    split_reply,
+)
+from .live import LiveServer
+from .sse import data_payloads, json_chunks, sse_fields, sse_lines
+
+__all__ = [
+    "CHAT_PATH",
+    "COMPLETIONS_PATH",
+    "IMG2IMG_PATH",
+    "TXT2IMG_PATH",
+    "FLAVOURS",
+    "VARIANTS",
+    "FakeA1111",
+    "FakeLLM",
+    "Fault",
+    "LiveServer",
+    "RecordedRequest",
+    "count_tokens",
+    "message_text",
+    "prompt_tokens",
+    "data_payloads",
+    "error_body",
+    "fake_token_ids",
+    "fake_tokens",
+    "json_chunks",
+    "make_png",
+    "overflow_body",
+    "parse_infotext",
+    "png_text",
+    "split_reply",
+    "sse_fields",
+    "sse_lines",
+]
