@@ -14,6 +14,7 @@ from fastapi.staticfiles import StaticFiles
 
 from neuralrp import __version__
 from neuralrp.api.routes import characters, chats, system
+from neuralrp.api.routes import settings as settings_routes
 from neuralrp.chats.generation import GenerationManager
 from neuralrp.chats.store import recover_streaming
 from neuralrp.config import Settings
@@ -21,6 +22,7 @@ from neuralrp.db.connection import Database
 from neuralrp.db.migrations import migrate
 from neuralrp.errors import NeuralRPError
 from neuralrp.llm.runtime import start_runtime
+from neuralrp.ops.ui_settings import LiveSettings
 
 log = logging.getLogger(__name__)
 
@@ -69,8 +71,11 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.db = open_database(settings)
-        app.state.llm_runtime = await start_runtime(settings, llm_transport)
-        app.state.generations = GenerationManager(app.state.db, settings, lambda: app.state.llm_runtime.backend)
+        live = app.state.live_settings = LiveSettings(settings, app.state.db)
+        live.load()
+        app.state.llm_runtime = await start_runtime(live.current, llm_transport)
+        app.state.generations = GenerationManager(app.state.db, lambda: live.current,
+                                                  lambda: app.state.llm_runtime.backend)
         log.info("NeuralRP %s ready; data in %s", __version__, settings.data_dir)
         try:
             yield
@@ -86,5 +91,6 @@ def create_app(
     app.include_router(system.router)
     app.include_router(characters.router)
     app.include_router(chats.router)
+    app.include_router(settings_routes.router)
     app.mount("/", StaticFiles(directory=WEB_DIR, html=True), name="web")
     return app

@@ -242,6 +242,15 @@ def load_settings(
         raise ConfigError(_format_errors(e, origin, str(cfg_path))) from e
 
 
+def apply_overrides(base: Settings, overrides: Mapping[str, Any], *, source: str) -> Settings:
+    """Base settings with nested overrides applied and validated; errors name the key and the source."""
+    merged = _merge(base.model_dump(), overrides)
+    try:
+        return Settings(**merged)
+    except ValidationError as e:
+        raise ConfigError(_format_errors(e, {}, source)) from e
+
+
 def masked_dump(settings: Settings) -> dict[str, Any]:
     """Settings as plain data with secrets replaced by '***'."""
     data = settings.model_dump(mode="json")

@@ -87,11 +87,17 @@ def sampling_params(settings: Settings) -> SamplingParams:
 class GenerationManager:
     """Starts, tracks and stops replies; at most one per chat."""
 
-    def __init__(self, db: Database, settings: Settings, backend: Callable[[], LLMBackend | None]) -> None:
+    def __init__(self, db: Database, settings: Callable[[], Settings],
+                 backend: Callable[[], LLMBackend | None]) -> None:
         self.db = db
-        self.settings = settings
+        self._settings = settings
         self._backend = backend
         self.active: dict[int, Generation] = {}
+
+    @property
+    def settings(self) -> Settings:
+        """The settings in effect now (UI edits apply to the next reply)."""
+        return self._settings()
 
     def ensure_idle(self, chat_id: int) -> None:
         """Conflict when a reply is already being written in this chat."""

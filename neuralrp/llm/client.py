@@ -115,9 +115,9 @@ class OpenAICompatBackend:
                     return value
         return OLLAMA_DEFAULT_CONTEXT
 
-    async def info(self) -> BackendInfo:
-        """Detect kind, model and context length once, then reuse."""
-        if self._info is None:
+    async def info(self, *, refresh: bool = False) -> BackendInfo:
+        """Detect kind, model and context length once, then reuse (refresh=True asks again)."""
+        if self._info is None or refresh:
             kind = await self._detect_kind()
             model = await self._model_name()
             ctx = await self._context_length(kind, model) or self._context_fallback

@@ -28,6 +28,7 @@ class LLMRuntime:
     label: str = ""
     demo: bool = False
     _supervisor: asyncio.Task[None] | None = field(default=None, repr=False)
+    _retired: list[LLMBackend] = field(default_factory=list, repr=False)
 
     def describe(self) -> dict[str, Any]:
         """What the status page shows about the built-in model."""
@@ -36,8 +37,18 @@ class LLMRuntime:
         return {"built_in": True, "demo": self.demo, "label": self.label, "model_path": str(self.local.model_path),
                 "url": self.local.base_url}
 
+    def reconfigure(self, settings: Settings, transport: httpx.AsyncBaseTransport | None = None) -> None:
+        """Point at the LLM server now configured (a built-in local model keeps running instead)."""
+        if self.local is not None:
+            return
+        if self.backend is not None:
+            self._retired.append(self.backend)  # a reply may still be streaming from it; closed at shutdown
+        self.backend = OpenAICompatBackend(settings.llm, transport=transport) if settings.llm.base_url else None
+
     async def aclose(self) -> None:
-        """Stop supervising, stop the local server, close the client."""
+        """Stop supervising, stop the local server, close the clients."""
+        for old in self._retired:
+            await old.aclose()
         if self._supervisor is not None:
             self._supervisor.cancel()
             with contextlib.suppress(asyncio.CancelledError):

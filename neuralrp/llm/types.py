@@ -71,8 +71,8 @@ class BackendInfo:
 class LLMBackend(Protocol):
     """What the chat loop needs from an LLM server."""
 
-    async def info(self) -> BackendInfo:
-        """Detect the server kind, model and context length (cached)."""
+    async def info(self, *, refresh: bool = False) -> BackendInfo:
+        """Detect the server kind, model and context length (cached unless refresh)."""
         ...
 
     def stream(
