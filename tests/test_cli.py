@@ -104,3 +104,13 @@ def test_serve_refuses_config_typo(tmp_path: Path) -> None:
     )
     assert proc.returncode != 0
     assert "unknown key 'server.prot'" in proc.stderr
+
+
+def test_doctor_checks_built_in_model_path(tmp_path: Path) -> None:
+    fake = tmp_path / "model.gguf"
+    fake.write_bytes(b"NOTAGGUF")
+    env = {"NEURALRP_PATHS_DATA_DIR": str(tmp_path / "d"), "NEURALRP_LOCAL_MODEL_PATH": str(fake)}
+    result = CliRunner().invoke(cli, ["doctor"], env=env)
+    assert result.exit_code == 1
+    line = next(x for x in result.output.splitlines() if "llm backend" in x)
+    assert line.startswith("[FAIL] llm backend:") and "model.gguf" in line

