@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from neuralrp import __version__
-from neuralrp.api.routes import characters, chats, system
+from neuralrp.api.routes import chats, library, system
 from neuralrp.api.routes import settings as settings_routes
 from neuralrp.chats.generation import GenerationManager
 from neuralrp.chats.store import recover_streaming
@@ -21,6 +21,7 @@ from neuralrp.config import Settings
 from neuralrp.db.connection import Database
 from neuralrp.db.migrations import migrate
 from neuralrp.errors import NeuralRPError
+from neuralrp.library.service import Library
 from neuralrp.llm.runtime import start_runtime
 from neuralrp.ops.ui_settings import LiveSettings
 
@@ -71,6 +72,8 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.db = open_database(settings)
+        app.state.library = Library(app.state.db, settings.data_dir,
+                                    max_bytes=settings.security.max_upload_mb * 1024 * 1024)
         live = app.state.live_settings = LiveSettings(settings, app.state.db)
         live.load()
         app.state.llm_runtime = await start_runtime(live.current, llm_transport)
@@ -89,7 +92,7 @@ def create_app(
     app.state.image_transport = image_transport
     app.add_exception_handler(NeuralRPError, _neuralrp_error)
     app.include_router(system.router)
-    app.include_router(characters.router)
+    app.include_router(library.router)
     app.include_router(chats.router)
     app.include_router(settings_routes.router)
     app.mount("/", StaticFiles(directory=WEB_DIR, html=True), name="web")

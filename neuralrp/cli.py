@@ -115,6 +115,81 @@ def migrate_cmd(ctx: click.Context, list_only: bool) -> None:
     click.echo(f"applied {len(names)} migration(s): {', '.join(names)}" if names else "schema is up to date")
 
 
+def _library(settings: Settings) -> Any:
+    from neuralrp.app import open_database
+    from neuralrp.library.service import Library
+
+    db = open_database(settings)
+    return Library(db, settings.data_dir, max_bytes=settings.security.max_upload_mb * 1024 * 1024)
+
+
+@cli.command(name="import")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.pass_context
+def import_cmd(ctx: click.Context, paths: tuple[Path, ...]) -> None:
+    """Import cards (.png/.json), World Info (.json) and chats (.jsonl), files or folders."""
+    from neuralrp.library.importer import import_paths
+
+    try:
+        results = import_paths(_library(_settings(ctx)), list(paths))
+    except NeuralRPError as e:
+        raise click.ClickException(e.message) from e
+    for result in results:
+        click.echo(result.line(), err=result.status == "error")
+    errors = sum(r.status == "error" for r in results)
+    if errors:
+        click.echo(f"{errors} of {len(results)} file(s) could not be imported.", err=True)
+        sys.exit(1)
+
+
+@cli.group(name="export")
+def export_group() -> None:
+    """Export characters, worlds and chats."""
+
+
+@export_group.command(name="character")
+@click.argument("name")
+@click.option("--format", "fmt", type=click.Choice(["png", "json"]), default="png", show_default=True)
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Output file (default: NAME.png/.json in the current folder).")
+@click.pass_context
+def export_character(ctx: click.Context, name: str, fmt: str, out: Path | None) -> None:
+    """Export a character card by name, as SillyTavern reads it."""
+    from neuralrp.library.characters import character_by_name
+
+    library = _library(_settings(ctx))
+    try:
+        with library.db.session() as conn:
+            cid = character_by_name(conn, name).id
+        data, filename, _ = library.export_card(cid, fmt)
+    except NeuralRPError as e:
+        raise click.ClickException(e.message) from e
+    target = out or Path(filename)
+    target.write_bytes(data)
+    click.echo(f"wrote {target} ({len(data)} bytes)")
+
+
+@export_group.command(name="world")
+@click.argument("name")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Output file (default: NAME.json in the current folder).")
+@click.pass_context
+def export_world(ctx: click.Context, name: str, out: Path | None) -> None:
+    """Export a world by name as SillyTavern World Info JSON."""
+    from neuralrp.library.worlds import world_by_name
+
+    library = _library(_settings(ctx))
+    try:
+        with library.db.session() as conn:
+            wid = world_by_name(conn, name).id
+        data, filename = library.export_world(wid)
+    except NeuralRPError as e:
+        raise click.ClickException(e.message) from e
+    target = out or Path(filename)
+    target.write_bytes(data)
+    click.echo(f"wrote {target} ({len(data)} bytes)")
+
+
 @cli.group(name="config")
 def config_group() -> None:
     """Inspect settings."""

@@ -8,12 +8,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from neuralrp.clock import iso
-from neuralrp.errors import InvalidInput, NotFound
-
-V2_TEXT_FIELDS = (
-    "description", "personality", "scenario", "first_mes", "mes_example", "creator_notes",
-    "system_prompt", "post_history_instructions", "creator", "character_version",
-)
+from neuralrp.errors import NotFound
+from neuralrp.library.cardfile import card_from_object
+from neuralrp.library.tags import set_character_tags
 
 
 @dataclass
@@ -31,6 +28,8 @@ class Character:
     capsule: str | None = None
     updated_at: str = ""
     tags: list[str] = field(default_factory=list)
+    avatar_path: str | None = None
+    source_file: str | None = None
 
     @property
     def data(self) -> dict[str, Any]:
@@ -48,29 +47,17 @@ class Character:
         return {
             "id": self.id, "uid": self.uid, "name": self.name, "scope_chat_id": self.scope_chat_id,
             "gender": self.gender, "visual_tags": self.visual_tags, "talkativeness": self.talkativeness,
-            "tags": self.tags, "card": self.card, "updated_at": self.updated_at,
+            "tags": self.data.get("tags") or [], "card": self.card, "updated_at": self.updated_at,
+            "avatar_url": f"/api/characters/{self.id}/avatar", "source_file": self.source_file,
         }
 
 
 def as_v2(card: Any) -> dict[str, Any]:
-    """Accept a V2/V3 card object or a flat V1 one; return a V2/V3-shaped card (unknown keys kept)."""
-    if not isinstance(card, dict):
-        raise InvalidInput(f"a character card must be a JSON object, got {type(card).__name__}")
-    if isinstance(card.get("data"), dict):
-        out = dict(card)
-    else:
-        out = {"spec": "chara_card_v2", "spec_version": "2.0", "data": dict(card)}
-    data = out["data"]
-    name = data.get("name")
-    if not isinstance(name, str) or not name.strip():
-        raise InvalidInput("the card has no name: field 'data.name' must be a non-empty string")
-    for key in V2_TEXT_FIELDS:
-        if key in data and not isinstance(data[key], str):
-            raise InvalidInput(f"field 'data.{key}' must be a string, got {type(data[key]).__name__}")
-    tags = data.get("tags", [])
-    if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
-        raise InvalidInput("field 'data.tags' must be a list of strings")
-    return out
+    """Validate any supported card object (V1, V2, V3, Pygmalion); return the full card to store."""
+    parsed = card_from_object(card)
+    stored = parsed.to_card()
+    stored["data"].pop("character_book", None)  # the lorebook lives in a linked world
+    return stored
 
 
 def _row_to_character(row: dict[str, Any]) -> Character:
@@ -78,27 +65,70 @@ def _row_to_character(row: dict[str, Any]) -> Character:
         id=row["id"], uid=row["uid"], name=row["name"], card=json.loads(row["card_json"]),
         scope_chat_id=row["scope_chat_id"], gender=row["gender"], visual_tags=row["visual_tags"],
         talkativeness=row["talkativeness"], capsule=row["capsule"], updated_at=row["updated_at"],
+        avatar_path=row["avatar_path"], source_file=row["source_file"],
     )
 
 
-def insert_character(conn: Any, card: dict[str, Any], *, scope_chat_id: int | None = None,
-                     gender: str = "", visual_tags: str = "") -> int:
-    """Store a validated card; returns the new id. Call inside a transaction."""
+def _talkativeness(data: dict[str, Any]) -> float:
+    ext = data.get("extensions")
+    try:
+        value = float(ext.get("talkativeness", 0.5)) if isinstance(ext, dict) else 0.5
+    except (TypeError, ValueError):
+        value = 0.5
+    return min(1.0, max(0.0, value))
+
+
+def insert_character(conn: Any, card: Any, *, scope_chat_id: int | None = None, gender: str = "",
+                     visual_tags: str = "", avatar_path: str | None = None, source_file: str | None = None,
+                     source_mtime: float | None = None) -> int:
+    """Validate and store a card (tags indexed); returns the new id. Call inside a transaction."""
     card = as_v2(card)
     now = iso()
     data = card["data"]
-    talk = data.get("extensions", {}).get("talkativeness", 0.5) if isinstance(data.get("extensions"), dict) else 0.5
-    try:
-        talkativeness = float(talk)
-    except (TypeError, ValueError):
-        talkativeness = 0.5
     cur = conn.execute(
         "INSERT INTO characters (uid, name, card_json, spec, scope_chat_id, gender, visual_tags, talkativeness,"
-        " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " avatar_path, source_file, source_mtime, created_at, updated_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (uuid.uuid4().hex, data["name"].strip(), json.dumps(card, ensure_ascii=False),
-         str(card.get("spec", "chara_card_v2")), scope_chat_id, gender, visual_tags, talkativeness, now, now),
+         str(card.get("spec", "chara_card_v2")), scope_chat_id, gender, visual_tags, _talkativeness(data),
+         avatar_path, source_file, source_mtime, now, now),
     )
-    return int(cur.lastrowid)
+    character_id = int(cur.lastrowid)
+    set_character_tags(conn, character_id, data.get("tags") or [])
+    return character_id
+
+
+def update_card(conn: Any, character_id: int, card: Any) -> dict[str, Any]:
+    """Replace a character's card (validated, tags re-indexed); returns the previous card."""
+    old = get_character(conn, character_id)
+    new = as_v2(card)
+    data = new["data"]
+    conn.execute("UPDATE characters SET name = ?, card_json = ?, spec = ?, talkativeness = ?, updated_at = ?"
+                 " WHERE id = ?", (data["name"].strip(), json.dumps(new, ensure_ascii=False),
+                                   str(new.get("spec", "chara_card_v2")), _talkativeness(data), iso(), character_id))
+    set_character_tags(conn, character_id, data.get("tags") or [])
+    return old.card
+
+
+def set_source(conn: Any, character_id: int, source_file: str | None, mtime: float | None) -> None:
+    """Record which file in characters/ mirrors this character, and its mtime."""
+    conn.execute("UPDATE characters SET source_file = ?, source_mtime = ? WHERE id = ?",
+                 (source_file, mtime, character_id))
+
+
+def character_by_source(conn: Any, source_file: str) -> dict[str, Any] | None:
+    """The character row mirrored by a file in characters/, if any."""
+    row = conn.execute("SELECT * FROM characters WHERE source_file = ?", (source_file,)).fetchone()
+    return dict(row) if row else None
+
+
+def character_by_name(conn: Any, name: str) -> Character:
+    """A global character by (case-insensitive) name."""
+    row = conn.execute("SELECT * FROM characters WHERE name = ? COLLATE NOCASE AND scope_chat_id IS NULL"
+                       " ORDER BY id LIMIT 1", (name,)).fetchone()
+    if row is None:
+        raise NotFound(f"no character is named '{name}'")
+    return _row_to_character(row)
 
 
 def get_character(conn: Any, character_id: int) -> Character:

@@ -170,7 +170,7 @@ def test_api_bad_input(llm_settings: Any) -> None:
     with chat_client(llm_settings, FakeLLM("llamacpp")) as client:
         bad_card = client.post("/api/chats", json={"card": {"description": "nameless"}})
         assert bad_card.status_code == 422
-        assert "data.name" in bad_card.json()["detail"]
+        assert "not a character card" in bad_card.json()["detail"]
         chat = new_chat(client)
         empty = client.post(f"/api/chats/{chat['id']}/messages", json={"content": "   "})
         assert empty.status_code == 422 and empty.json()["detail"] == "the message is empty"

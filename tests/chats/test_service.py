@@ -44,10 +44,10 @@ def test_v1_flat_card_is_accepted_and_kept(conn: Any) -> None:
 @pytest.mark.parametrize(
     ("card", "message"),
     [
-        ({"data": {"description": "no name"}}, "field 'data.name' must be a non-empty string"),
-        ({"name": "X", "description": 5}, "field 'data.description' must be a string, got int"),
-        ({"name": "X", "tags": "a,b"}, "field 'data.tags' must be a list of strings"),
-        (["not", "an", "object"], "must be a JSON object"),
+        ({"data": {"description": "no name"}}, "card has no name"),
+        ({"name": "X", "description": 5}, "field 'description' must be a string, got int"),
+        ({"name": "X", "tags": "a,b"}, "field 'tags' must be a list of strings"),
+        (["not", "an", "object"], "must be an object"),
     ],
 )
 def test_bad_cards_are_refused_and_nothing_is_stored(conn: Any, card: Any, message: str) -> None:

@@ -14,6 +14,9 @@ from sse_starlette import EventSourceResponse
 from neuralrp.api.deps import ConnDep
 from neuralrp.chats import service, store
 from neuralrp.chats.generation import Generation, GenerationManager, Kind
+from neuralrp.chats.st_io import export_st_chat
+from neuralrp.errors import InvalidInput
+from neuralrp.library.importer import import_bytes
 
 router = APIRouter(prefix="/api/chats", tags=["chats"])
 
@@ -51,10 +54,15 @@ def _manager(request: Request) -> GenerationManager:
 
 
 @router.post("", status_code=201)
-def create_chat(body: ChatCreate, conn: ConnDep) -> dict[str, Any]:
-    """Create a chat; the first character greets with its first message."""
-    chat_id = service.create_chat(conn, character_ids=body.character_ids, card=body.card, title=body.title,
-                                  persona=body.persona)
+def create_chat(body: ChatCreate, request: Request, conn: ConnDep) -> dict[str, Any]:
+    """Create a chat; a card given here joins the library first; the first character greets."""
+    ids = list(body.character_ids)
+    if body.card is not None:
+        result = import_bytes(request.app.state.library, json.dumps(body.card).encode(), "card.json")
+        if result.status == "error" or result.id is None:
+            raise InvalidInput(result.detail.removeprefix("card.json: "))
+        ids.append(result.id)
+    chat_id = service.create_chat(conn, character_ids=ids, title=body.title, persona=body.persona)
     return service.chat_public(conn, chat_id)
 
 
@@ -152,3 +160,14 @@ def choose_swipe(chat_id: int, message_id: int, body: SwipeSelect, conn: ConnDep
     """Show another swipe of a reply."""
     service.message_in_chat(conn, chat_id, message_id)
     return service.select_swipe(conn, message_id, body.index).public()
+
+
+@router.get("/{chat_id}/export")
+def export_chat(chat_id: int, conn: ConnDep, format: str = "jsonl") -> Response:  # noqa: A002
+    """Download the chat as a SillyTavern .jsonl file."""
+    if format != "jsonl":
+        raise InvalidInput(f"unknown chat export format '{format}'; use jsonl (training formats: /export/training)")
+    data, filename = export_st_chat(conn, chat_id)
+    quoted = filename.encode("ascii", "replace").decode().replace('"', "")
+    return Response(data, media_type="application/jsonl",
+                    headers={"Content-Disposition": f'attachment; filename="{quoted}"'})

@@ -1,0 +1,508 @@
+"""Lorebooks: SillyTavern World Info JSON and card `character_book`, to and from one normalized form.
+
+A normalized entry is a plain dict with the keys of ENTRY_KEYS:
+  uid, keys, secondary_keys, comment, content, constant, selective, selective_logic, order,
+  position (ST World Info enum 0-7), enabled, probability, use_probability, depth,
+  extra  - every field of the source entry that is not modelled, in the source's own naming,
+  origin - {"absent": [source paths that were missing], "quirks": {source path: value as found}} for
+           modelled fields the file wrote unusually (null, 0/1 for booleans, ...); None for new entries.
+Export writes untouched fields back exactly as found (absent stays absent, null stays null), so
+parse -> export in the same format gives equivalent JSON. Every bad input raises `InvalidInput`.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from neuralrp.errors import InvalidInput
+from neuralrp.library.cardfile import MAX_JSON_DEPTH, check_json_tree, dump_json, load_json, type_name
+
+log = logging.getLogger(__name__)
+
+WORLD_INFO = "world_info"
+CHARACTER_BOOK = "character_book"
+ENTRY_KEYS = tuple(
+    "uid keys secondary_keys comment content constant selective selective_logic order position enabled"
+    " probability use_probability depth".split()
+)
+# World Info fields that a character_book entry keeps in `extensions`, in snake_case (ST's conversion)
+_WI_EXT_NAMES = (
+    "excludeRecursion preventRecursion delayUntilRecursion displayIndex group groupOverride groupWeight"
+    " scanDepth caseSensitive matchWholeWords useGroupScoring automationId role vectorized sticky cooldown"
+    " delay ignoreBudget matchPersonaDescription matchCharacterDescription matchCharacterPersonality"
+    " matchCharacterDepthPrompt matchScenario matchCreatorNotes triggers outletName"
+).split()
+WI_TO_BOOK_EXT = {name: re.sub(r"([A-Z])", r"_\1", name).lower() for name in _WI_EXT_NAMES}
+BOOK_EXT_TO_WI = {v: k for k, v in WI_TO_BOOK_EXT.items()}
+_MISSING = object()
+
+
+@dataclass
+class LoreBook:
+    """A normalized lorebook: name, entries, and the top-level fields not modelled."""
+
+    name: str
+    entries: list[dict[str, Any]]
+    extra: dict[str, Any] = field(default_factory=dict)  # other top-level keys, source naming
+    source: str = WORLD_INFO  # WORLD_INFO or CHARACTER_BOOK: the naming used by entry `extra`
+    name_in_file: bool = False  # whether the source object carried a `name` key
+
+
+def _bad(label: str, src: str, wanted: str, value: Any) -> InvalidInput:
+    """The error for a field of the wrong type."""
+    return InvalidInput(f"{label}: field '{src}' must be {wanted}, got {type_name(value)}")
+
+
+def _as_int(value: Any) -> int | None:
+    """An int from an int or an integral float, else None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return None
+
+
+def _coerce(kind: str, value: Any, label: str, src: str) -> Any:
+    """Validate one non-null source value and return its normalized form."""
+    if kind == "strlist":
+        if not isinstance(value, list):
+            raise _bad(label, src, "a list of strings", value)
+        for item in value:
+            if not isinstance(item, str):
+                raise _bad(label, src, "a list of strings", item)
+        return list(value)
+    if kind == "str":
+        if not isinstance(value, str):
+            raise _bad(label, src, "a string", value)
+        return value
+    if kind in ("bool", "not_bool"):
+        if not isinstance(value, bool) and _as_int(value) not in (0, 1):
+            raise _bad(label, src, "true or false", value)
+        return bool(value) if kind == "bool" else not bool(value)
+    if kind == "number":
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise _bad(label, src, "a number", value)
+        if not math.isfinite(value):
+            raise InvalidInput(f"{label}: field '{src}' must be a finite number")
+        return value
+    if kind == "uid" and isinstance(value, str) and value:
+        return int(value) if value.isdecimal() and len(value) < 19 else value
+    number = _as_int(value)
+    if number is None:
+        raise _bad(label, src, "an integer", value)
+    return number
+
+
+def _get_path(obj: dict[str, Any], path: str) -> Any:
+    """Read a dotted path ('extensions.depth'); _MISSING when absent."""
+    head, _, rest = path.partition(".")
+    if not rest:
+        return obj.get(head, _MISSING)
+    inner = obj.get(head)
+    return inner.get(rest, _MISSING) if isinstance(inner, dict) else _MISSING
+
+
+def _set_path(out: dict[str, Any], path: str, value: Any) -> None:
+    """Write a dotted path, creating the `extensions` object when needed."""
+    head, _, rest = path.partition(".")
+    if not rest:
+        out[head] = value
+        return
+    if not isinstance(out.get(head), dict):
+        out[head] = {}
+    out[head][rest] = value
+
+
+@dataclass(frozen=True)
+class _Field:
+    """How one normalized field maps to source path(s)."""
+
+    norm: str
+    paths: tuple[str, ...]
+    kind: str
+    default: Any
+
+    def read(self, raw: dict[str, Any], uid_default: Any, label: str) -> Any:
+        """The normalized value from a {path: source value} map (absent/null -> default)."""
+        value = raw.get(self.paths[0])
+        if value is None:
+            return copy.deepcopy(uid_default if self.kind == "uid" else self.default)
+        return _coerce(self.kind, value, label, self.paths[0])
+
+    def write(self, value: Any) -> dict[str, Any]:
+        """The source values that express a normalized value."""
+        return {self.paths[0]: (not value) if self.kind == "not_bool" else copy.deepcopy(value)}
+
+
+class _BookPosition(_Field):
+    """character_book position: `extensions.position` (ST enum), else 'before_char' -> 0, else 1."""
+
+    def read(self, raw: dict[str, Any], uid_default: Any, label: str) -> Any:
+        """ST's rule for the two position fields."""
+        ext_pos = raw.get("extensions.position")
+        if ext_pos is not None:
+            return _coerce("int", ext_pos, label, "extensions.position")
+        text = raw.get("position")
+        if text is not None and not isinstance(text, str):
+            raise _bad(label, "position", "'before_char' or 'after_char'", text)
+        return 0 if text == "before_char" else 1
+
+    def write(self, value: Any) -> dict[str, Any]:
+        """Both fields, the way SillyTavern writes them."""
+        return {"position": "before_char" if value == 0 else "after_char", "extensions.position": value}
+
+
+def _table(rows: list[tuple[str, str, str, Any]]) -> tuple[_Field, ...]:
+    """Field objects from (normalized name, source path, kind, default) rows."""
+    return tuple(_Field(norm, (path,), kind, default) for norm, path, kind, default in rows)
+
+
+_WI_FIELDS = _table(
+    [
+        ("uid", "uid", "uid", None),
+        ("keys", "key", "strlist", []),
+        ("secondary_keys", "keysecondary", "strlist", []),
+        ("comment", "comment", "str", ""),
+        ("content", "content", "str", ""),
+        ("constant", "constant", "bool", False),
+        ("selective", "selective", "bool", True),
+        ("selective_logic", "selectiveLogic", "int", 0),
+        ("order", "order", "number", 100),
+        ("position", "position", "int", 0),
+        ("enabled", "disable", "not_bool", True),
+        ("probability", "probability", "number", 100),
+        ("use_probability", "useProbability", "bool", True),
+        ("depth", "depth", "int", 4),
+    ]
+)
+_BOOK_FIELDS = (
+    *_table(
+        [
+            ("uid", "id", "uid", None),
+            ("keys", "keys", "strlist", []),
+            ("secondary_keys", "secondary_keys", "strlist", []),
+            ("comment", "comment", "str", ""),
+            ("content", "content", "str", ""),
+            ("constant", "constant", "bool", False),
+            ("selective", "selective", "bool", False),
+            ("selective_logic", "extensions.selectiveLogic", "int", 0),
+            ("order", "insertion_order", "number", 100),
+            ("enabled", "enabled", "bool", True),
+            ("probability", "extensions.probability", "number", 100),
+            ("use_probability", "extensions.useProbability", "bool", True),
+            ("depth", "extensions.depth", "int", 4),
+        ]
+    ),
+    _BookPosition("position", ("position", "extensions.position"), "int", 1),
+)
+_WI_MODELLED = frozenset(p for f in _WI_FIELDS for p in f.paths)
+_BOOK_TOP = frozenset(p for f in _BOOK_FIELDS for p in f.paths if "." not in p) | {"extensions"}
+_BOOK_EXT = frozenset(p.split(".", 1)[1] for f in _BOOK_FIELDS for p in f.paths if "." in p)
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equal as JSON values of the same type (True is not 1, 100 is not 100.0)."""
+    return type(a) is type(b) and a == b
+
+
+def _entry_from(
+    entry: dict[str, Any], label: str, fields: tuple[_Field, ...], uid_default: Any, extra: dict[str, Any]
+) -> dict[str, Any]:
+    """Build one normalized entry; `origin` records absent fields and values written unusually."""
+    raw = {}
+    for fld in fields:
+        for path in fld.paths:
+            value = _get_path(entry, path)
+            if value is not _MISSING:
+                raw[path] = value
+    out: dict[str, Any] = {}
+    absent: list[str] = []
+    quirks: dict[str, Any] = {}
+    for fld in fields:
+        value = out[fld.norm] = fld.read(raw, uid_default, label)
+        canonical = fld.write(value)
+        missing = [p for p in fld.paths if p not in raw]
+        if missing or any(not _same(raw[p], canonical[p]) for p in fld.paths):
+            absent += missing
+            quirks.update({p: copy.deepcopy(raw[p]) for p in fld.paths if p in raw})
+    out = {k: out[k] for k in ENTRY_KEYS}
+    out["extra"] = extra
+    out["origin"] = {"absent": absent, "quirks": quirks}
+    return out
+
+
+def _wi_entry(key: str, entry: Any) -> dict[str, Any]:
+    """Normalize one World Info entry (`key` is its key in the `entries` object)."""
+    label = f"entry '{key}'"
+    if not isinstance(entry, dict):
+        raise InvalidInput(f"{label} must be an object, got {type_name(entry)}")
+    extra = {k: copy.deepcopy(v) for k, v in entry.items() if k not in _WI_MODELLED}
+    uid_default: Any = int(key) if key.isdecimal() and len(key) < 19 else key
+    return _entry_from(entry, label, _WI_FIELDS, uid_default, extra)
+
+
+def _book_entry(index: int, entry: Any) -> dict[str, Any]:
+    """Normalize one character_book entry."""
+    label = f"entry {index}"
+    if not isinstance(entry, dict):
+        raise InvalidInput(f"{label} must be an object, got {type_name(entry)}")
+    extra = {k: copy.deepcopy(v) for k, v in entry.items() if k not in _BOOK_TOP}
+    ext = entry.get("extensions", _MISSING)
+    if isinstance(ext, dict):
+        extra["extensions"] = {k: copy.deepcopy(v) for k, v in ext.items() if k not in _BOOK_EXT}
+    elif ext is None:
+        extra["extensions"] = None
+    elif ext is not _MISSING:
+        raise _bad(label, "extensions", "an object", ext)
+    return _entry_from(entry, label, _BOOK_FIELDS, index, extra)
+
+
+# --- parsing ----------------------------------------------------------------------------------------
+
+
+def _book_name(obj: dict[str, Any], default: str) -> tuple[str, bool]:
+    """The `name` of a lorebook object (validated) and whether it was present as text."""
+    if obj.get("name") is None:
+        return default, False
+    if not isinstance(obj["name"], str):
+        raise InvalidInput(f"field 'name' must be a string, got {type_name(obj['name'])}")
+    return obj["name"], True
+
+
+def world_info_from_object(obj: Any, name: str = "") -> LoreBook:
+    """Normalize a decoded SillyTavern World Info object ({"entries": {"0": {...}}})."""
+    if not isinstance(obj, dict):
+        raise InvalidInput(f"World Info JSON must be an object, got {type_name(obj)}")
+    check_json_tree(obj, "World Info JSON", MAX_JSON_DEPTH)
+    entries = obj.get("entries")
+    if not isinstance(entries, dict):
+        raise InvalidInput(f"World Info field 'entries' must be an object, got {type_name(entries)}")
+    book_name, present = _book_name(obj, name)
+    parsed = [_wi_entry(str(key), entry) for key, entry in entries.items()]
+    extra = {k: copy.deepcopy(v) for k, v in obj.items() if k != "entries" and (k != "name" or not present)}
+    return LoreBook(book_name, parsed, extra, WORLD_INFO, present)
+
+
+def parse_character_book(book: Any, name: str = "") -> LoreBook:
+    """Normalize an embedded V2/V3 `character_book` object (or a lorebook_v3 `data`)."""
+    if not isinstance(book, dict):
+        raise InvalidInput(f"character_book must be an object, got {type_name(book)}")
+    check_json_tree(book, "character_book", MAX_JSON_DEPTH)
+    entries = book.get("entries")
+    if not isinstance(entries, list):
+        raise InvalidInput(f"character_book field 'entries' must be a list, got {type_name(entries)}")
+    book_name, present = _book_name(book, name)
+    parsed = [_book_entry(i, entry) for i, entry in enumerate(entries)]
+    extra = {k: copy.deepcopy(v) for k, v in book.items() if k != "entries" and (k != "name" or not present)}
+    return LoreBook(book_name, parsed, extra, CHARACTER_BOOK, present)
+
+
+def _stem(filename: str) -> str:
+    """A file name without folders and without a .json suffix."""
+    base = filename.replace("\\", "/").rsplit("/", 1)[-1]
+    return base[:-5] if base.lower().endswith(".json") else base
+
+
+def parse_world_info(data: bytes, filename: str) -> LoreBook:
+    """Parse a lorebook file: ST World Info JSON, a lorebook_v3 file or a bare character_book."""
+    try:
+        obj = load_json(data, "World Info JSON")
+        if not isinstance(obj, dict):
+            raise InvalidInput(f"World Info JSON must be an object, got {type_name(obj)}")
+        name = _stem(filename)
+        if obj.get("spec") == "lorebook_v3":
+            return parse_character_book(obj.get("data"), name)
+        if isinstance(obj.get("entries"), list):
+            return parse_character_book(obj, name)
+        if not isinstance(obj.get("entries"), dict):
+            raise InvalidInput("file is not a SillyTavern World Info file (no 'entries' object)")
+        return world_info_from_object(obj, name)
+    except InvalidInput as e:
+        raise InvalidInput(f"{filename}: {e.message}" if filename else e.message) from e
+
+
+# --- export -----------------------------------------------------------------------------------------
+
+
+def _check_value(kind: str, value: Any, label: str, norm: str) -> Any:
+    """Validate a normalized value before writing it (callers may have edited it)."""
+    if value is None and kind in ("str", "strlist", "uid"):
+        raise InvalidInput(f"{label}: field '{norm}' must not be null")
+    if kind == "uid" and isinstance(value, str):
+        return value
+    return _coerce("bool" if kind == "not_bool" else kind, value, label, norm)
+
+
+def _origin(entry: dict[str, Any], label: str) -> tuple[set[str], dict[str, Any]]:
+    """The entry's bookkeeping of absent fields and unusual source values (empty for new entries)."""
+    origin = entry.get("origin") or {}
+    if not isinstance(origin, dict):
+        raise InvalidInput(f"{label}: 'origin' must be an object, got {type_name(origin)}")
+    absent, quirks = origin.get("absent") or [], origin.get("quirks") or {}
+    if not isinstance(absent, list) or not isinstance(quirks, dict):
+        raise InvalidInput(f"{label}: 'origin' must hold an 'absent' list and a 'quirks' object")
+    return {str(p) for p in absent}, quirks
+
+
+def _entry_out(entry: dict[str, Any], fields: tuple[_Field, ...], uid_default: Any, label: str) -> dict[str, Any]:
+    """Write the modelled fields of one entry; untouched ones exactly as they were found."""
+    absent, quirks = _origin(entry, label)
+    out: dict[str, Any] = {}
+    for fld in fields:
+        value = _check_value(fld.kind, entry.get(fld.norm), label, fld.norm)
+        if any(p in absent or p in quirks for p in fld.paths):
+            found = {p: quirks[p] for p in fld.paths if p in quirks}
+            if fld.read(found, uid_default, label) == value:
+                for path, raw in found.items():
+                    _set_path(out, path, copy.deepcopy(raw))
+                continue
+        for path, raw in fld.write(value).items():
+            _set_path(out, path, raw)
+    return out
+
+
+def _extra_of(entry: dict[str, Any], label: str) -> dict[str, Any]:
+    """The entry's `extra` dict (validated)."""
+    extra = entry.get("extra")
+    if extra is None:
+        return {}
+    if not isinstance(extra, dict):
+        raise InvalidInput(f"{label}: 'extra' must be an object, got {type_name(extra)}")
+    return extra
+
+
+def _book_entry_out(index: int, entry: dict[str, Any]) -> dict[str, Any]:
+    """One normalized entry (character_book naming) back to a character_book entry."""
+    label = f"entry {index}"
+    out = _entry_out(entry, _BOOK_FIELDS, index, label)
+    extra = copy.deepcopy(_extra_of(entry, label))
+    ext_extra = extra.pop("extensions", _MISSING)
+    out.update(extra)
+    if isinstance(ext_extra, dict):
+        out["extensions"] = {**out.get("extensions", {}), **ext_extra}
+    elif ext_extra is None and "extensions" not in out:
+        out["extensions"] = None
+    return out
+
+
+def _wi_entry_out(entry: dict[str, Any], uid: Any, label: str) -> dict[str, Any]:
+    """One normalized entry (World Info naming) back to a World Info entry, with this uid."""
+    out = _entry_out({**entry, "uid": uid}, _WI_FIELDS, None, label)
+    out.update(copy.deepcopy(_extra_of(entry, label)))
+    return out
+
+
+def _unique_uids(entries: list[dict[str, Any]]) -> list[Any]:
+    """One uid per entry; a repeated or missing uid gets the next free number."""
+    used: set[str] = set()
+    numbers = [u for u in (e.get("uid") for e in entries) if isinstance(u, int) and not isinstance(u, bool)]
+    next_free = max(numbers, default=-1) + 1
+    uids = []
+    for entry in entries:
+        uid = entry.get("uid")
+        if uid is None or str(uid) in used:
+            log.warning("lorebook entry uid %s repeated or missing; renumbered to %d", uid, next_free)
+            uid, next_free = next_free, next_free + 1
+        used.add(str(uid))
+        uids.append(uid)
+    return uids
+
+
+def _convert_entries(book: LoreBook, convert: Callable[[int, dict[str, Any]], dict[str, Any]]) -> LoreBook:
+    """A copy of the book whose entries were converted to the other naming."""
+    entries = [convert(i, e) for i, e in enumerate(book.entries)]
+    return LoreBook(book.name, entries, {}, WORLD_INFO if book.source == CHARACTER_BOOK else CHARACTER_BOOK)
+
+
+def _book_to_wi_entry(index: int, entry: dict[str, Any]) -> dict[str, Any]:
+    """character_book-named entry -> World Info-named entry (SillyTavern's mapping)."""
+    extra = _extra_of(entry, f"entry {index}")
+    ext = extra.get("extensions") if isinstance(extra.get("extensions"), dict) else {}
+    wi_extra = {BOOK_EXT_TO_WI.get(k, k): copy.deepcopy(v) for k, v in ext.items()}
+    wi_extra.setdefault("displayIndex", index)
+    wi_extra["addMemo"] = bool(entry.get("comment"))
+    uid = entry.get("uid")
+    return {
+        **{k: entry.get(k) for k in ENTRY_KEYS},
+        "uid": uid if isinstance(uid, int) else index,
+        "extra": wi_extra,
+    }
+
+
+def _wi_to_book_entry(index: int, entry: dict[str, Any]) -> dict[str, Any]:
+    """World Info-named entry -> character_book-named entry (SillyTavern's mapping)."""
+    extra = _extra_of(entry, f"entry {index}")
+    ext = {WI_TO_BOOK_EXT.get(k, k): copy.deepcopy(v) for k, v in extra.items() if k != "addMemo"}
+    return {**{k: entry.get(k) for k in ENTRY_KEYS}, "extra": {"use_regex": True, "extensions": ext}}
+
+
+def export_world_info(book: LoreBook) -> dict[str, Any]:
+    """The book as a SillyTavern World Info object; a card book also keeps itself as `originalData`."""
+    if book.source == CHARACTER_BOOK:
+        converted = _convert_entries(book, _book_to_wi_entry)
+        out = export_world_info(converted)
+        out["originalData"] = export_character_book(book)
+        return out
+    uids = _unique_uids(book.entries)
+    entries = {str(u): _wi_entry_out(e, u, f"entry '{u}'") for u, e in zip(uids, book.entries, strict=True)}
+    out: dict[str, Any] = {"entries": entries}
+    if book.name_in_file:
+        out["name"] = book.name
+    out.update(copy.deepcopy(book.extra))
+    return out
+
+
+def export_world_info_json(book: LoreBook) -> bytes:
+    """World Info file bytes (UTF-8, 4-space indent, as SillyTavern saves them)."""
+    return dump_json(export_world_info(book), "World Info", indent=4).encode("utf-8")
+
+
+def _original_if_unchanged(book: LoreBook) -> dict[str, Any] | None:
+    """A World Info file's `originalData` book, if its entries still say what the file's entries say."""
+    original = book.extra.get("originalData")
+    if not isinstance(original, dict):
+        return None
+    try:
+        parsed = parse_character_book(original, book.name)
+    except InvalidInput:
+        return None
+    if len(parsed.entries) != len(book.entries):
+        return None
+    for old, new in zip(parsed.entries, book.entries, strict=True):
+        if any(old[k] != new.get(k) for k in ENTRY_KEYS if k != "uid"):
+            return None
+    return copy.deepcopy(original)
+
+
+def export_character_book(book: LoreBook) -> dict[str, Any]:
+    """The book as a card `character_book` object (V2/V3 shape)."""
+    if book.source != CHARACTER_BOOK:
+        original = _original_if_unchanged(book)
+        if original is not None:
+            return original
+        return export_character_book(_convert_entries(book, _wi_to_book_entry))
+    out: dict[str, Any] = {}
+    if book.name_in_file or (book.name and "name" not in book.extra):
+        out["name"] = book.name
+    out.update(copy.deepcopy(book.extra))
+    out["entries"] = [_book_entry_out(i, e) for i, e in enumerate(book.entries)]
+    return out
+
+
+def new_entry(uid: int, keys: list[str], content: str, **fields: Any) -> dict[str, Any]:
+    """A fresh normalized entry with SillyTavern's defaults (fields override them by normalized name)."""
+    entry: dict[str, Any] = {f.norm: copy.deepcopy(f.default) for f in _WI_FIELDS}
+    entry.update(uid=uid, keys=list(keys), content=content, extra={}, origin=None)
+    unknown = set(fields) - set(ENTRY_KEYS) - {"extra"}
+    if unknown:
+        raise InvalidInput(f"unknown lorebook entry field(s): {', '.join(sorted(unknown))}")
+    entry.update(fields)
+    return entry
