@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -22,6 +24,7 @@ from neuralrp.db.connection import Database
 from neuralrp.db.migrations import migrate
 from neuralrp.errors import NeuralRPError
 from neuralrp.library.service import Library
+from neuralrp.library.sync import scan, watch
 from neuralrp.llm.runtime import start_runtime
 from neuralrp.ops.ui_settings import LiveSettings
 
@@ -61,6 +64,17 @@ async def _neuralrp_error(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+async def start_folder_sync(library: Library, settings: Settings) -> asyncio.Task[None] | None:
+    """Scan characters/ and worlds/ once, then watch them (as configured)."""
+    if settings.library.scan_on_start:
+        report = await asyncio.to_thread(scan, library)
+        if report.lines:
+            log.info("folder sync: %d change(s), %d error(s)", len(report.lines), report.errors)
+    if not settings.library.watch:
+        return None
+    return asyncio.create_task(watch(library), name="library-folder-watch")
+
+
 def create_app(
     settings: Settings,
     *,
@@ -74,6 +88,7 @@ def create_app(
         app.state.db = open_database(settings)
         app.state.library = Library(app.state.db, settings.data_dir,
                                     max_bytes=settings.security.max_upload_mb * 1024 * 1024)
+        sync_task = await start_folder_sync(app.state.library, settings)
         live = app.state.live_settings = LiveSettings(settings, app.state.db)
         live.load()
         app.state.llm_runtime = await start_runtime(live.current, llm_transport)
@@ -85,6 +100,10 @@ def create_app(
         finally:
             await app.state.generations.aclose()
             await app.state.llm_runtime.aclose()
+            if sync_task is not None:
+                sync_task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await sync_task
 
     app = FastAPI(title="NeuralRP", version=__version__, lifespan=lifespan)
     app.state.settings = settings

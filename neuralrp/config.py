@@ -86,6 +86,11 @@ class WorldSettings(Section):
     semantic_threshold: float = Field(0.45, ge=-1, le=1)
 
 
+class LibrarySettings(Section):
+    scan_on_start: bool = True
+    watch: bool = True
+
+
 class EmbeddingSettings(Section):
     model: Literal["minilm", "mpnet"] = "minilm"
 
@@ -114,6 +119,7 @@ class Settings(BaseSettings):
     images: ImageSettings = Field(default_factory=ImageSettings)
     context: ContextSettings = Field(default_factory=ContextSettings)
     world: WorldSettings = Field(default_factory=WorldSettings)
+    library: LibrarySettings = Field(default_factory=LibrarySettings)
     embeddings: EmbeddingSettings = Field(default_factory=EmbeddingSettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
     security: SecuritySettings = Field(default_factory=SecuritySettings)

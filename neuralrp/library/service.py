@@ -154,6 +154,8 @@ class Library:
         char = chars.get_character(conn, cid)
         card, avatar = self.card_for_export(conn, cid)
         current = self.paths.characters / char.source_file if char.source_file else None
+        if current is not None:
+            self._keep_external_edit(conn, current, "character", cid)
         path = current or unique_path(self.paths.characters, safe_stem(char.name), ".png")
         if path.suffix.lower() == ".json":
             mtime = write_atomic(path, export_card_json(card))
@@ -161,6 +163,20 @@ class Library:
             mtime = write_atomic(path, export_card_png(card, avatar))
         chars.set_source(conn, cid, path.name, mtime)
         return path
+
+    def _keep_external_edit(self, conn: Any, path: Path, entity: str, entity_id: int) -> None:
+        """Before overwriting a mirror file changed outside NeuralRP, keep its content in history."""
+        table = "characters" if entity == "character" else "worlds"
+        row = conn.execute(f"SELECT source_mtime FROM {table} WHERE id = ?", (entity_id,)).fetchone()
+        if not path.is_file() or row is None or abs(path.stat().st_mtime - (row["source_mtime"] or 0)) <= 0.001:
+            return
+        raw = path.read_bytes()
+        try:
+            content: Any = self.parse(raw, path.name).to_card() if entity == "character" else json.loads(raw)
+        except (InvalidInput, ValueError):
+            content = {"unreadable_file_bytes": len(raw)}
+        record_change(conn, entity, entity_id, "sync_conflict", content, None,
+                      f"{table}/{path.name} was edited outside NeuralRP; the newer library edit replaced it")
 
     def update_card(self, cid: int, card: Any) -> chars.Character:
         """Replace a card (history kept, file rewritten); a bad card changes nothing."""
@@ -210,6 +226,8 @@ class Library:
             return None
         row = conn.execute("SELECT source_file FROM worlds WHERE id = ?", (wid,)).fetchone()
         current = self.paths.worlds / row["source_file"] if row["source_file"] else None
+        if current is not None:
+            self._keep_external_edit(conn, current, "world", wid)
         path = current or unique_path(self.paths.worlds, safe_stem(world.name), ".json")
         mtime = write_atomic(path, export_world_info_json(world.lorebook()))
         conn.execute("UPDATE worlds SET source_file = ?, source_mtime = ? WHERE id = ?", (path.name, mtime, wid))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Annotated, Any
 
@@ -17,6 +18,7 @@ from neuralrp.library.cardfile import placeholder_avatar
 from neuralrp.library.importer import display_name, import_bytes
 from neuralrp.library.queries import character_summaries
 from neuralrp.library.service import Library
+from neuralrp.library.sync import scan
 
 router = APIRouter(tags=["library"])
 
@@ -195,3 +197,10 @@ def export_world(wid: int, request: Request) -> Response:
     """Download the world as SillyTavern World Info JSON."""
     data, filename = _library(request).export_world(wid)
     return _download(data, filename, "application/json")
+
+
+@router.post("/api/library/sync")
+async def sync_folders(request: Request) -> dict[str, Any]:
+    """Rescan characters/ and worlds/ now; one line per file touched."""
+    report = await asyncio.to_thread(scan, _library(request))
+    return {"changes": report.lines, "errors": report.errors}

@@ -1,0 +1,241 @@
+/**
+ * The message log of one chat: message bubbles (speaker, safe markup, status badge, swipe arrows on the last
+ * reply, a per-message error line) in a scroll box that follows new text unless the user scrolled up.
+ */
+
+import { el, replace } from '../dom.js';
+import { badge } from '../ui.js';
+import { icon } from './icons.js';
+import { markup } from './markup.js';
+import { clock } from './time.js';
+
+const PIN_SLACK_PX = 48;
+
+/** A stable hue for a speaker's avatar. */
+function hue(name) {
+  let h = 0;
+  for (const ch of String(name)) h = (h * 31 + ch.codePointAt(0)) % 360;
+  return h;
+}
+
+/** The display name of a message's speaker. */
+function speaker(msg) {
+  if (msg.speaker_name) return msg.speaker_name;
+  return msg.role === 'user' ? 'You' : msg.role === 'system' ? 'System' : 'Narrator';
+}
+
+/** The round avatar with the speaker's initial. */
+function avatar(name) {
+  return el('div', { class: 'msg-avatar', style: { '--hue': hue(name) }, 'aria-hidden': 'true' },
+    (Array.from(name)[0] ?? '?').toUpperCase());
+}
+
+/** The text of a message, or the typing dots for a reply with no text yet. */
+function body(msg) {
+  const streaming = msg.status === 'streaming';
+  if (streaming && !msg.content) {
+    return el('div', { class: 'msg-text is-typing', 'aria-label': 'Writing…' },
+      el('span', { class: 'typing', 'aria-hidden': 'true' }, el('i'), el('i'), el('i')));
+  }
+  return el('div', { class: ['msg-text', streaming && 'is-streaming'] }, markup(msg.content));
+}
+
+/** ‹ n/m › controls for a reply with several swipes. */
+function swipeControls(msg, { busy, onSwipe }) {
+  const index = msg.swipe_index ?? 0;
+  const count = msg.swipe_count ?? 0;
+  const arrow = (dir, label, target, disabled) => el('button', {
+    type: 'button', class: 'swipe-btn', 'aria-label': label, dataset: { dir }, disabled: disabled || busy,
+    on: { click: () => onSwipe(msg, target) },
+  }, dir === 'prev' ? '‹' : '›');
+  return el('div', { class: 'swipes', role: 'group', 'aria-label': 'Reply versions' },
+    arrow('prev', 'Previous version', index - 1, index <= 0),
+    el('span', { class: 'swipe-count' }, `${index + 1}/${count}`),
+    arrow('next', 'Next version', index + 1, index >= count - 1));
+}
+
+/** The inner parts of one message article. */
+function messageParts(entry, { isLastReply, busy, onSwipe }) {
+  const { msg, error } = entry;
+  const name = speaker(msg);
+  return [
+    avatar(name),
+    el('div', { class: 'msg-main' },
+      el('header', { class: 'msg-head' },
+        el('span', { class: 'msg-name' }, name),
+        msg.status === 'incomplete' && badge('Incomplete', 'warn'),
+        el('time', { class: 'msg-time', datetime: msg.created_at ?? '' }, clock(msg.created_at))),
+      el('div', { class: 'msg-bubble' }, body(msg)),
+      isLastReply && (msg.swipe_count ?? 0) > 1 && swipeControls(msg, { busy, onSwipe }),
+      error && el('p', { class: 'msg-error', role: 'alert' }, icon('alert', { size: 16 }), el('span', {}, error))),
+  ];
+}
+
+/**
+ * Create the log. onSwipe(message, index) is called by the swipe arrows. Returns the element and methods to
+ * change it: set, prepend, upsert, appendText, remove, setError, setBusy, get, last, lastReply, scrollToEnd.
+ */
+export function createMessageList({ onSwipe, header = null } = {}) {
+  const items = el('div', { class: 'msg-items' });
+  const empty = el('p', { class: 'msg-empty' }, 'No messages yet. Say hello.');
+  const node = el('div', { class: 'messages', role: 'log', 'aria-label': 'Messages', tabindex: '0' },
+    header, el('div', { class: 'msg-column' }, items, empty));
+  const entries = new Map();
+  let order = [];
+  let busy = false;
+  let pinned = true;
+
+  node.addEventListener('scroll', () => {
+    pinned = node.scrollHeight - node.scrollTop - node.clientHeight < PIN_SLACK_PX;
+  }, { passive: true });
+
+  /** Id of the last assistant message. */
+  function lastReplyId() {
+    for (let i = order.length - 1; i >= 0; i -= 1) {
+      if (entries.get(order[i]).msg.role === 'assistant') return order[i];
+    }
+    return null;
+  }
+
+  /** Re-render one message in place, keeping focus on a swipe arrow that had it. */
+  function draw(id) {
+    const entry = entries.get(id);
+    if (!entry) return;
+    const focusedDir = entry.node.contains(document.activeElement) ? document.activeElement.dataset?.dir : null;
+    const { msg } = entry;
+    entry.node.className = ['msg', `msg-${msg.role}`, entry.error && 'has-error'].filter(Boolean).join(' ');
+    entry.node.dataset.status = msg.status ?? 'complete';
+    replace(entry.node, messageParts(entry, { isLastReply: id === lastReplyId(), busy, onSwipe }));
+    if (focusedDir) entry.node.querySelector(`.swipe-btn[data-dir="${focusedDir}"]:not([disabled])`)?.focus();
+  }
+
+  /** Run a DOM change, then keep following the bottom if the user was there. */
+  function follow(change) {
+    const stick = pinned;
+    change();
+    empty.hidden = order.length > 0;
+    if (stick) scrollToEnd();
+  }
+
+  /** A new entry for msg (not yet in the DOM). */
+  function entry(msg) {
+    const made = { msg: { ...msg }, error: null, node: el('article', { dataset: { id: msg.id, role: msg.role } }) };
+    entries.set(msg.id, made);
+    return made;
+  }
+
+  /** Scroll to the newest message. */
+  function scrollToEnd() {
+    node.scrollTop = node.scrollHeight;
+    pinned = true;
+  }
+
+  /** Redraw the previous and the current last reply (swipe arrows move with it). */
+  function redrawTail(previousLast) {
+    const now = lastReplyId();
+    if (previousLast !== null && previousLast !== now) draw(previousLast);
+    if (now !== null) draw(now);
+  }
+
+  return {
+    node,
+    scrollToEnd,
+    /** Replace every message. */
+    set(messages) {
+      follow(() => {
+        entries.clear();
+        order = [];
+        replace(items, messages.map((m) => entry(m).node));
+        order = messages.map((m) => m.id);
+        order.forEach(draw);
+      });
+      scrollToEnd();
+    },
+    /** Add older messages above, keeping the view where it was. */
+    prepend(messages) {
+      const fresh = messages.filter((m) => !entries.has(m.id));
+      const before = node.scrollHeight;
+      items.prepend(...fresh.map((m) => entry(m).node));
+      order = [...fresh.map((m) => m.id), ...order];
+      fresh.forEach((m) => draw(m.id));
+      node.scrollTop += node.scrollHeight - before;
+    },
+    /** Add a message at the end, or update the one with the same id. */
+    upsert(msg) {
+      if (!msg) return;
+      follow(() => {
+        const known = entries.get(msg.id);
+        if (known) {
+          Object.assign(known.msg, msg);
+          draw(msg.id);
+          return;
+        }
+        const previousLast = lastReplyId();
+        items.append(entry(msg).node);
+        order.push(msg.id);
+        draw(msg.id);
+        redrawTail(previousLast);
+      });
+    },
+    /** Append streamed text to a message. */
+    appendText(id, text) {
+      const known = entries.get(id);
+      if (!known || !text) return;
+      follow(() => {
+        known.msg.content = (known.msg.content ?? '') + text;
+        const target = known.node.querySelector('.msg-text');
+        if (target && !target.classList.contains('is-typing')) replace(target, markup(known.msg.content));
+        else draw(id);
+      });
+    },
+    /** Remove a message (e.g. a reply row that ended with no text). */
+    remove(id) {
+      const known = entries.get(id);
+      if (!known) return;
+      const previousLast = lastReplyId();
+      known.node.remove();
+      entries.delete(id);
+      order = order.filter((x) => x !== id);
+      empty.hidden = order.length > 0;
+      redrawTail(previousLast);
+    },
+    /** Show (or clear, with null) the error line under a message. */
+    setError(id, detail) {
+      const known = entries.get(id);
+      if (!known) return;
+      follow(() => {
+        known.error = detail || null;
+        draw(id);
+      });
+    },
+    /** Clear every error line. */
+    clearErrors() {
+      for (const [id, known] of entries) if (known.error) { known.error = null; draw(id); }
+    },
+    /** While a reply is written the swipe arrows are disabled. */
+    setBusy(flag) {
+      busy = flag;
+      node.setAttribute('aria-busy', flag ? 'true' : 'false');
+      const id = lastReplyId();
+      if (id !== null) draw(id);
+    },
+    /** The message with this id (a copy), or null. */
+    get(id) {
+      const known = entries.get(id);
+      return known ? { ...known.msg } : null;
+    },
+    /** The newest message, or null. */
+    last() {
+      return order.length ? { ...entries.get(order.at(-1)).msg } : null;
+    },
+    /** The newest assistant message, or null. */
+    lastReply() {
+      const id = lastReplyId();
+      return id === null ? null : { ...entries.get(id).msg };
+    },
+    /** The oldest message, or null. */
+    first() {
+      return order.length ? { ...entries.get(order[0]).msg } : null;
+    },
+  };
+}

@@ -1,0 +1,269 @@
+/**
+ * One open chat: header, message log and composer, wired to the chat API. Sends stream their reply live;
+ * stop, regenerate, continue and swipes; a reply already in progress (another tab, a reload) is polled.
+ */
+
+import { get, post } from '../api.js';
+import { el, replace } from '../dom.js';
+import { href } from '../router.js';
+import { badge } from '../ui.js';
+import { createComposer } from './composer.js';
+import { icon } from './icons.js';
+import { chatName } from './list.js';
+import { createMessageList } from './messages.js';
+import { postEvents } from './stream.js';
+
+const PAGE = 200;
+const POLL_MS = 1000;
+const MODES = { narrator: 'Narrator', focus: 'Focus', auto: 'Auto' };
+
+/** Wait ms, or less when the signal aborts. */
+function sleep(ms, signal) {
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    signal?.addEventListener('abort', () => { clearTimeout(timer); resolve(); }, { once: true });
+  });
+}
+
+/** True for an abort (leaving the view) rather than a failure. */
+function aborted(err, signal) {
+  return err?.name === 'AbortError' || signal?.aborted;
+}
+
+/** The chat header: back link (phones), title, cast and mode. */
+function chatHeader() {
+  const title = el('h1', { class: 'chat-title' }, 'Chat');
+  const meta = el('p', { class: 'chat-meta' });
+  const node = el('header', { class: 'chat-head' },
+    el('a', { class: 'chat-back', href: href('chat'), 'aria-label': 'All chats' }, icon('back', { size: 20 })),
+    el('div', { class: 'chat-head-text' }, title, meta));
+  return {
+    node,
+    /** Fill in the chat's name, cast and mode. */
+    show(chat) {
+      title.textContent = chatName(chat);
+      const cast = (chat.cast ?? []).map((c) => c.name).join(', ');
+      replace(meta, chat.title && cast ? el('span', {}, cast) : null, badge(MODES[chat.mode] ?? chat.mode, 'accent'));
+    },
+  };
+}
+
+/**
+ * Render chat `chatId` into `container`. onActivity() runs after a reply ends (to refresh the chat list).
+ * Returns {close()}.
+ */
+export function openChat(container, chatId, { signal, onActivity = () => {} }) {
+  const base = `/api/chats/${chatId}`;
+  let generating = false;
+  let watching = false;
+  let stream = null; // AbortController of the running POST
+
+  const header = chatHeader();
+  const earlier = el('button', { type: 'button', class: 'btn btn-ghost btn-small load-earlier', hidden: true,
+    on: { click: () => loadEarlier() } }, 'Load earlier messages');
+  const messages = createMessageList({ onSwipe: (msg, index) => swipe(msg, index), header: earlier });
+  const composer = createComposer({
+    onSend: (text) => generate('messages', { content: text }, text),
+    onStop: () => stop(),
+    onRegenerate: () => generate('regenerate', {}),
+    onContinue: () => generate('continue', {}),
+  });
+  replace(container, header.node, messages.node, composer.node);
+
+  /** Flip the busy state everywhere. */
+  function setGenerating(flag) {
+    generating = flag;
+    composer.setGenerating(flag);
+    messages.setBusy(flag);
+  }
+
+  /** Handle one streamed event; `state` carries the ids seen so far. */
+  function onEvent(event, state) {
+    if (event.type === 'user') {
+      state.userId = event.message.id;
+      messages.upsert(event.message);
+      composer.clear();
+    } else if (event.type === 'start') {
+      state.replyId = event.message.id;
+      messages.upsert(event.message);
+    } else if (event.type === 'token') {
+      messages.appendText(state.replyId, event.text);
+    } else if (event.type === 'done' || event.type === 'error') {
+      state.ended = true;
+      settle(event.message, state, event.type === 'error' ? event.detail : null);
+    }
+  }
+
+  /** Show the final reply (or drop its empty row) and any error sentence. */
+  function settle(message, state, detail) {
+    if (message) messages.upsert(message);
+    else if (state.replyId !== null) messages.remove(state.replyId);
+    if (!detail) return;
+    const target = message?.id ?? state.userId ?? messages.last()?.id;
+    if (target !== undefined && target !== null) messages.setError(target, detail);
+    else composer.setNotice(detail);
+  }
+
+  /** A JSON answer instead of a stream: an error before any text (the user message is saved) or a 409. */
+  function onJson(result, state, kind) {
+    const data = result.body && typeof result.body === 'object' ? result.body : {};
+    if (data.user) {
+      state.userId = data.user.id;
+      messages.upsert(data.user);
+      composer.clear();
+    }
+    if (data.message) messages.upsert(data.message);
+    const detail = result.detail ?? 'The reply failed.';
+    if (result.status === 409 && kind === 'messages') {
+      composer.setNotice(detail);
+      watch();
+      return;
+    }
+    const target = state.userId ?? (kind === 'messages' ? null : messages.lastReply()?.id);
+    if (target !== null && target !== undefined && result.status >= 500) messages.setError(target, detail);
+    else composer.setNotice(detail);
+  }
+
+  /** POST messages|regenerate|continue and follow the reply. `text` is the user's message, if any. */
+  async function generate(kind, body, text = null) {
+    if (generating) return;
+    setGenerating(true);
+    composer.setNotice(null);
+    messages.clearErrors();
+    const state = { userId: null, replyId: null, ended: false };
+    stream = new AbortController();
+    const stopStream = () => stream?.abort();
+    signal.addEventListener('abort', stopStream, { once: true });
+    let reload = false;
+    try {
+      const result = await postEvents(`${base}/${kind}`, body, {
+        signal: stream.signal, onEvent: (event) => onEvent(event, state),
+      });
+      if (!result.streamed) onJson(result, state, kind);
+      else reload = !state.ended; // the stream broke off: the server's copy is the truth
+    } catch (err) {
+      if (aborted(err, signal)) return;
+      if (text !== null && state.userId === null) composer.restore(text);
+      composer.setNotice(err?.detail ?? 'The connection to NeuralRP broke off while the reply was being written.');
+      reload = state.replyId !== null;
+    } finally {
+      signal.removeEventListener('abort', stopStream);
+      stream = null;
+      if (!signal.aborted) {
+        setGenerating(false);
+        onActivity();
+      }
+    }
+    if (reload) await load();
+  }
+
+  /** Ask the server to stop the reply; the stream then ends with `done` (stopped). */
+  async function stop() {
+    try {
+      await post(`${base}/stop`, {}, { signal, quiet: true });
+    } catch (err) {
+      if (!aborted(err, signal)) composer.setNotice(err?.detail ?? String(err));
+    }
+  }
+
+  /** Show another swipe of a reply. */
+  async function swipe(msg, index) {
+    if (generating) return;
+    try {
+      messages.upsert(await post(`${base}/messages/${msg.id}/swipe`, { index }, { signal, quiet: true }));
+    } catch (err) {
+      if (!aborted(err, signal)) composer.setNotice(err?.detail ?? String(err));
+    }
+  }
+
+  /** Load the chat and its newest messages; a reply in progress starts the watch. */
+  async function load() {
+    try {
+      const [chat, page] = await Promise.all([
+        get(base, { signal, quiet: true }),
+        get(`${base}/messages`, { signal, quiet: true, query: { limit: PAGE } }),
+      ]);
+      if (signal.aborted) return;
+      header.show(chat);
+      messages.set(page.messages);
+      earlier.hidden = page.messages.length < PAGE;
+      if (page.generating) watch();
+    } catch (err) {
+      if (aborted(err, signal)) return;
+      replace(container, el('div', { class: 'chat-missing' }, el('div', { class: 'state state-error', role: 'alert' },
+        el('h1', { class: 'state-title' }, err?.status === 404 ? 'Chat not found' : 'Could not open this chat'),
+        el('p', { class: 'state-text' }, err?.detail ?? String(err)),
+        el('div', { class: 'state-actions' }, el('a', { class: 'btn btn-secondary', href: href('chat') }, 'All chats')))));
+    }
+  }
+
+  /** Older messages above the first one shown. */
+  async function loadEarlier() {
+    const first = messages.first();
+    if (!first) return;
+    try {
+      const page = await get(`${base}/messages`, { signal, quiet: true, query: { limit: PAGE, before_seq: first.seq } });
+      messages.prepend(page.messages);
+      earlier.hidden = page.messages.length < PAGE;
+    } catch (err) {
+      if (!aborted(err, signal)) composer.setNotice(err?.detail ?? String(err));
+    }
+  }
+
+  /** A reply is being written elsewhere: show it and poll until it ends. */
+  async function watch() {
+    if (watching) return;
+    watching = true;
+    setGenerating(true);
+    composer.setNotice('A reply is in progress…', 'info');
+    try {
+      for (;;) {
+        await sleep(POLL_MS, signal);
+        if (signal.aborted) return;
+        let page;
+        try {
+          page = await get(`${base}/messages`, { signal, quiet: true, query: { limit: PAGE } });
+        } catch (err) {
+          if (aborted(err, signal)) return;
+          continue;
+        }
+        for (const msg of page.messages.slice(-2)) messages.upsert(msg);
+        if (!page.generating) {
+          messages.set(page.messages);
+          break;
+        }
+      }
+      composer.setNotice(null);
+      setGenerating(false);
+      onActivity();
+    } finally {
+      watching = false;
+    }
+  }
+
+  /** Show the demo-model label and say so when the LLM cannot answer. */
+  async function checkLlm() {
+    let report;
+    try {
+      report = await get('/api/system/status', { signal, quiet: true });
+    } catch {
+      return;
+    }
+    const llm = report?.backends?.llm ?? {};
+    composer.setDemo(llm.built_in?.demo ? (llm.built_in.label || 'Built-in demo model') : null);
+    if (generating || signal.aborted) return;
+    if (!llm.configured || llm.reachable === false) {
+      composer.setNotice([llm.detail, llm.hint].filter(Boolean).join(' — ') || 'The LLM server cannot be reached.', 'warn');
+    }
+  }
+
+  load().then(() => {
+    const keyboardless = window.matchMedia('(pointer: fine)').matches; // no on-screen keyboard popping up
+    if (keyboardless && !signal.aborted && container.contains(composer.node)) composer.focus();
+  });
+  checkLlm();
+  return {
+    /** Leaving the view: stop reading the stream (the server keeps writing the reply). */
+    close() { stream?.abort(); },
+  };
+}

@@ -1,0 +1,121 @@
+/**
+ * The card editor's form: every V2 field in sections, tag chips and alternate greetings.
+ * cardToSave() starts from a deep copy of the stored card, so fields the form does not show
+ * (extensions, character_book, V3 fields, unknown keys) go back unchanged.
+ */
+
+import { el } from '../dom.js';
+import { field, textArea, textInput } from './form.js';
+import { greetingsEditor } from './greetings.js';
+import { tagChips } from './tagchips.js';
+
+const TEXT = 'text';
+const AREA = 'area';
+/** [data key, label, kind, rows, hint] per section. */
+const SECTIONS = [
+  ['Identity', [
+    ['name', 'Name', TEXT],
+    ['creator', 'Creator', TEXT],
+    ['character_version', 'Version', TEXT],
+  ]],
+  ['Character', [
+    ['description', 'Description', AREA, 8, 'Who the character is. Sent with the card at reset points.'],
+    ['personality', 'Personality', AREA, 4, 'A short personality summary.'],
+    ['scenario', 'Scenario', AREA, 4, 'The circumstances the chat starts in.'],
+  ]],
+  ['Greetings', [
+    ['first_mes', 'First message', AREA, 6, 'The character speaks first with this message.'],
+  ]],
+  ['Example dialogue', [
+    ['mes_example', 'Example dialogue', AREA, 6,
+      'Blocks start with <START>; lines look like {{user}}: … and {{char}}: …'],
+  ]],
+  ['Prompt overrides', [
+    ['system_prompt', 'System prompt', AREA, 3, 'Replaces the global system prompt when set; {{original}} inserts it.'],
+    ['post_history_instructions', 'Post-history instructions', AREA, 3,
+      'Placed after the chat history; {{original}} inserts the global one.'],
+  ]],
+  ['Creator notes', [
+    ['creator_notes', 'Creator notes', AREA, 4, 'For people reading the card; never sent to the model.'],
+  ]],
+];
+export const TEXT_KEYS = SECTIONS.flatMap(([, fields]) => fields.map(([key]) => key));
+/** Top-level copies that SillyTavern keeps next to `data` (V1 mirror): kept in step when present. */
+const MIRRORS = { name: 'name', description: 'description', personality: 'personality', scenario: 'scenario',
+  first_mes: 'first_mes', mes_example: 'mes_example', creatorcomment: 'creator_notes' };
+
+/** The card's data object (V2/V3 `data`, or the flat V1 object itself). */
+export function cardData(card) {
+  return card && typeof card.data === 'object' && card.data !== null ? card.data : (card ?? {});
+}
+
+/** A string value of the card, '' when absent or not a string. */
+function text(data, key) {
+  return typeof data[key] === 'string' ? data[key] : '';
+}
+
+/** One section card with its title and fields. */
+function section(title, ...children) {
+  const id = `lib-sec-${title.toLowerCase().replace(/\W+/g, '-')}`;
+  return el('section', { class: 'lib-section', 'aria-labelledby': id },
+    el('h2', { class: 'lib-section-title', id }, title), children);
+}
+
+/**
+ * cardForm(card, {onDirty, signal}) -> {node, controls, cardToSave(), fill(card)}.
+ * controls maps data keys to their inputs (for marking a field the server refused).
+ */
+export function cardForm(initialCard, { onDirty, signal }) {
+  let stored = initialCard;
+  const data = cardData(stored);
+  const controls = new Map();
+  const tags = tagChips(Array.isArray(data.tags) ? data.tags : [], { onChange: onDirty, signal });
+  const greetings = greetingsEditor(Array.isArray(data.alternate_greetings) ? data.alternate_greetings : [],
+    { onChange: onDirty });
+
+  /** The input for one text field. */
+  function control(key, kind, rows) {
+    const input = kind === AREA
+      ? textArea(key, text(data, key), { rows })
+      : textInput(key, text(data, key), { attrs: key === 'name' ? { required: true } : {} });
+    controls.set(key, input);
+    return input;
+  }
+
+  const sections = SECTIONS.map(([title, fields]) => section(title,
+    el('div', { class: ['lib-fields', title === 'Identity' && 'lib-fields-3'] },
+      fields.map(([key, label, kind, rows, hint]) => field(label, control(key, kind, rows),
+        { hint, wide: kind === AREA }))),
+    title === 'Identity' && el('div', { class: 'lib-field lib-field-wide' },
+      el('span', { class: 'lib-label', id: 'lib-tags-label' }, 'Tags'), tags.node),
+    title === 'Greetings' && el('div', { class: 'lib-field lib-field-wide' },
+      el('span', { class: 'lib-label' }, 'Alternate greetings'), greetings.node)));
+
+  /** The full card to PUT: the stored card with the edited fields written over it. */
+  function cardToSave() {
+    const card = structuredClone(stored);
+    const target = cardData(card);
+    for (const key of TEXT_KEYS) target[key] = controls.get(key).value;
+    target.tags = tags.value();
+    target.alternate_greetings = greetings.value();
+    if (target !== card) {
+      for (const [top, key] of Object.entries(MIRRORS)) {
+        if (typeof card[top] === 'string') card[top] = target[key];
+      }
+      if (Array.isArray(card.tags)) card.tags = [...target.tags];
+    }
+    return card;
+  }
+
+  /** Remember the card the server stored (after a save) and show its text values. */
+  function fill(card) {
+    stored = card;
+    const next = cardData(card);
+    for (const key of TEXT_KEYS) {
+      const input = controls.get(key);
+      if (input.value !== text(next, key)) input.value = text(next, key);
+    }
+  }
+
+  return { node: el('div', { class: 'lib-form-sections' }, sections), controls, cardToSave, fill };
+}

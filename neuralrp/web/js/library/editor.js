@@ -1,0 +1,158 @@
+/**
+ * The character editor page (#/library/character/{id}): the card form, Save (PUT the full card), Export PNG /
+ * Export JSON downloads, Delete with confirmation, Start chat, and the linked lorebook.
+ */
+
+import { ApiError, del, get, post, put } from '../api.js';
+import { el, replace } from '../dom.js';
+import { href } from '../router.js';
+import { toast } from '../toast.js';
+import { errorState, loading } from '../ui.js';
+import { cardData, cardForm, TEXT_KEYS } from './cardform.js';
+import { confirmDialog } from './confirm.js';
+import { errorLine } from './form.js';
+import { avatar } from './grid.js';
+import { icon, libButton, libLink } from './icons.js';
+import { renderLorebook } from './lorebook.js';
+
+/** The data key a server error sentence names ("field 'data.tags' must…" -> 'tags'), or null. */
+export function namedField(detail) {
+  const match = /data\.([a-z_]+)/i.exec(detail ?? '') ?? /'([a-z_]+)'/i.exec(detail ?? '');
+  return match ? match[1] : null;
+}
+
+/** Side panel: avatar, name, creator line, and the page's actions. */
+function sidePanel(character, actions) {
+  const data = cardData(character.card);
+  const byline = [data.creator && `by ${data.creator}`, data.character_version && `v${data.character_version}`]
+    .filter(Boolean).join(' · ');
+  return el('aside', { class: 'lib-editor-side' },
+    el('div', { class: 'lib-editor-avatar' }, avatar(character, { eager: true })),
+    el('div', { class: 'lib-editor-id' },
+      el('h1', { class: 'page-title lib-editor-name' }, character.name),
+      byline && el('p', { class: 'page-subtitle' }, byline)),
+    el('div', { class: 'lib-editor-actions' }, actions));
+}
+
+/** Render the editor for character `id` into `root`. */
+export async function renderCharacterEditor(root, { signal, navigate }, id) {
+  const crumbs = el('nav', { class: 'lib-crumbs', 'aria-label': 'Breadcrumb' },
+    el('a', { href: href('library') }, icon('back', { size: 16 }), el('span', {}, 'Library')));
+  root.append(crumbs, loading('Loading the character…'));
+  let character;
+  try {
+    character = await get(`/api/characters/${encodeURIComponent(id)}`, { signal, quiet: true });
+  } catch (err) {
+    if (err?.name === 'AbortError' || signal.aborted) return undefined;
+    replace(root, crumbs, errorState(err?.detail ?? String(err)));
+    return undefined;
+  }
+  if (signal.aborted) return undefined;
+
+  let dirty = false;
+  let saving = false;
+  const status = el('p', { class: 'lib-save-status', role: 'status' }, 'All changes saved');
+  const problem = errorLine();
+  const setDirty = (on) => {
+    dirty = on;
+    status.textContent = on ? 'Unsaved changes' : 'All changes saved';
+    status.classList.toggle('is-dirty', on);
+  };
+  const form = cardForm(character.card, { onDirty: () => setDirty(true), signal });
+  const saveButton = libButton('Save', { variant: 'primary', icon: 'save', type: 'submit' });
+  const lore = el('section', { class: 'lib-section lib-lorebook' });
+
+  /** Clear the marks of a refused field. */
+  function unmark() {
+    for (const input of form.controls.values()) input.removeAttribute('aria-invalid');
+  }
+
+  /** PUT the full card; true when stored. A refused field is named inline next to the Save button. */
+  async function save() {
+    if (saving) return false;
+    saving = true;
+    saveButton.setAttribute('aria-disabled', 'true');
+    problem.hide();
+    unmark();
+    try {
+      const body = { card: form.cardToSave() };
+      const updated = await put(`/api/characters/${character.id}`, body, { quiet: true, signal });
+      character = updated;
+      form.fill(updated.card);
+      root.querySelector('.lib-editor-name').textContent = updated.name;
+      document.title = `${updated.name} · NeuralRP`;
+      setDirty(false);
+      toast(`Saved ${updated.name}.`, { kind: 'success' });
+      return true;
+    } catch (err) {
+      if (err?.name === 'AbortError' || signal.aborted) return false;
+      const detail = err instanceof ApiError ? err.detail : String(err?.message ?? err);
+      problem.show(detail);
+      const key = namedField(detail);
+      const input = key && TEXT_KEYS.includes(key) ? form.controls.get(key) : null;
+      if (input) {
+        input.setAttribute('aria-invalid', 'true');
+        input.focus();
+      }
+      return false;
+    } finally {
+      saving = false;
+      saveButton.removeAttribute('aria-disabled');
+    }
+  }
+
+  /** Save pending edits, create a chat with this character, and open it. */
+  async function startChat() {
+    if (dirty && !(await save())) return;
+    try {
+      const chat = await post('/api/chats', { character_ids: [character.id] }, { signal });
+      navigate('chat', chat.id);
+    } catch (err) {
+      if (err?.name !== 'AbortError') problem.show(err?.detail ?? String(err));
+    }
+  }
+
+  /** Ask, then delete the character and go back to the library. */
+  async function remove() {
+    const ok = await confirmDialog({ title: `Delete ${character.name}?`, confirm: 'Delete',
+      text: 'The character and its card are removed from the library. Worlds and other characters stay.' });
+    if (!ok || signal.aborted) return;
+    try {
+      await del(`/api/characters/${character.id}`, { quiet: true });
+      toast(`Deleted ${character.name}.`, { kind: 'success' });
+      navigate('library');
+    } catch (err) {
+      problem.show(err?.detail ?? String(err));
+    }
+  }
+
+  const exportUrl = (format) => `/api/characters/${character.id}/export?format=${format}`;
+  const actions = [
+    libButton('Start chat', { variant: 'primary', icon: 'chat', onClick: startChat }),
+    libLink('Export PNG', exportUrl('png'), { icon: 'download', download: true }),
+    libLink('Export JSON', exportUrl('json'), { icon: 'download', download: true }),
+    libButton('Delete', { variant: 'danger', icon: 'trash', onClick: remove }),
+  ];
+  const formNode = el('form', { class: 'lib-editor-form', novalidate: true, 'aria-label': 'Character card',
+    on: {
+      submit: (e) => { e.preventDefault(); save(); },
+      input: (e) => { if (!e.target.closest('.lib-tag-picker')) setDirty(true); }, // typing a tag is not an edit
+    } },
+  form.node, lore,
+  el('div', { class: 'lib-savebar' }, el('div', { class: 'lib-savebar-text' }, status, problem.node), saveButton));
+
+  replace(root, crumbs, el('div', { class: 'lib-editor' }, sidePanel(character, actions), formNode));
+  document.title = `${character.name} · NeuralRP`;
+  renderLorebook(lore, character.world_id ?? null, { signal });
+
+  const onKey = (e) => {
+    if ((e.ctrlKey || e.metaKey) && e.key.toLowerCase() === 's') { e.preventDefault(); save(); }
+  };
+  const onUnload = (e) => { if (dirty) e.preventDefault(); };
+  window.addEventListener('keydown', onKey);
+  window.addEventListener('beforeunload', onUnload);
+  return () => {
+    window.removeEventListener('keydown', onKey);
+    window.removeEventListener('beforeunload', onUnload);
+  };
+}
