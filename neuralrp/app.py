@@ -17,9 +17,12 @@ from fastapi.staticfiles import StaticFiles
 from neuralrp import __version__
 from neuralrp.api.routes import chats, library, system
 from neuralrp.api.routes import settings as settings_routes
+from neuralrp.api.routes import summaries as summaries_routes
 from neuralrp.chats.generation import GenerationManager
 from neuralrp.chats.store import recover_streaming
+from neuralrp.chats.summarizer import Summarizer
 from neuralrp.config import Settings
+from neuralrp.context.engine import PromptEngine
 from neuralrp.db.connection import Database
 from neuralrp.db.migrations import migrate
 from neuralrp.errors import NeuralRPError
@@ -27,6 +30,7 @@ from neuralrp.library.service import Library
 from neuralrp.library.sync import scan, watch
 from neuralrp.llm.runtime import start_runtime
 from neuralrp.ops.ui_settings import LiveSettings
+from neuralrp.retrieval.embedder import make_embedder
 
 log = logging.getLogger(__name__)
 
@@ -92,13 +96,21 @@ def create_app(
         live = app.state.live_settings = LiveSettings(settings, app.state.db)
         live.load()
         app.state.llm_runtime = await start_runtime(live.current, llm_transport)
+        app.state.embedder = make_embedder(live.current)
+        app.state.embedder.warm_up()  # loads in the background: the server answers before the model is ready
+        app.state.prompts = PromptEngine(app.state.db, lambda: live.current, lambda: app.state.embedder)
         app.state.generations = GenerationManager(app.state.db, lambda: live.current,
-                                                  lambda: app.state.llm_runtime.backend)
+                                                  lambda: app.state.llm_runtime.backend, app.state.prompts)
+        # summaries: background scene folding after replies (never awaited by a reply)
+        app.state.summarizer = Summarizer(app.state.db, lambda: live.current, lambda: app.state.llm_runtime.backend,
+                                          busy=lambda: bool(app.state.generations.active))
+        app.state.generations.after_reply.append(app.state.summarizer.after_reply)
         log.info("NeuralRP %s ready; data in %s", __version__, settings.data_dir)
         try:
             yield
         finally:
             await app.state.generations.aclose()
+            await app.state.summarizer.aclose()  # summaries: after replies, so no hook starts a new fold
             await app.state.llm_runtime.aclose()
             if sync_task is not None:
                 sync_task.cancel()
@@ -114,5 +126,6 @@ def create_app(
     app.include_router(library.router)
     app.include_router(chats.router)
     app.include_router(settings_routes.router)
+    app.include_router(summaries_routes.router)
     app.mount("/", StaticFiles(directory=WEB_DIR, html=True), name="web")
     return app

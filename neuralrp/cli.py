@@ -190,6 +190,50 @@ def export_world(ctx: click.Context, name: str, out: Path | None) -> None:
     click.echo(f"wrote {target} ({len(data)} bytes)")
 
 
+@cli.command(name="prompt")
+@click.argument("chat_id", type=int)
+@click.option("--json", "as_json", is_flag=True, help="Print the inspector JSON.")
+@click.pass_context
+def prompt_cmd(ctx: click.Context, chat_id: int, as_json: bool) -> None:
+    """Show the prompt the chat's next reply would get, section by section."""
+    from neuralrp.context.engine import PromptEngine
+    from neuralrp.retrieval.embedder import make_embedder
+
+    settings = _settings(ctx)
+    library = _library(settings)
+    embedder = make_embedder(settings)
+    engine = PromptEngine(library.db, lambda: settings, lambda: embedder)
+    try:
+        doc = engine.inspect_sync(chat_id, None)
+    except NeuralRPError as e:
+        raise click.ClickException(e.message) from e
+    if as_json:
+        click.echo(json.dumps(doc, indent=2, ensure_ascii=False))
+        return
+    click.echo(f"chat {chat_id}, turn {doc['turn']}: {doc['total_tokens']} of {doc['budget']} tokens")
+    for section in doc["sections"]:
+        click.echo(f"--- {section['kind']} ({section['tokens']} tokens) {json.dumps(section['source'])}")
+        click.echo(section["text"])
+
+
+@cli.command()
+@click.option("--force", is_flag=True, help="Re-embed every entry, not only changed ones.")
+@click.pass_context
+def reindex(ctx: click.Context, force: bool) -> None:
+    """Recompute world-entry embeddings for the configured embedding model."""
+    from neuralrp.retrieval.embedder import make_embedder
+    from neuralrp.retrieval.index import reindex_all
+
+    settings = _settings(ctx)
+    library = _library(settings)
+    try:
+        embedder = make_embedder(settings)
+        count = reindex_all(library.db, embedder, force=force)
+    except NeuralRPError as e:
+        raise click.ClickException(e.message) from e
+    click.echo(f"embedded {count} world entr{'y' if count == 1 else 'ies'} with {settings.embeddings.model}")
+
+
 @cli.group(name="config")
 def config_group() -> None:
     """Inspect settings."""

@@ -83,7 +83,7 @@ class ContextSettings(Section):
 class WorldSettings(Section):
     canon_law_every: int = Field(3, ge=1)
     lore_token_budget: int = Field(800, ge=0)
-    semantic_threshold: float = Field(0.45, ge=-1, le=1)
+    semantic_threshold: float = Field(0.40, ge=-1, le=1)
 
 
 class LibrarySettings(Section):

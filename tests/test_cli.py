@@ -17,7 +17,7 @@ from click.testing import CliRunner
 from neuralrp import __version__
 from neuralrp.cli import cli
 
-COMMANDS = ("serve", "migrate", "config", "doctor", "import", "export")
+COMMANDS = ("serve", "migrate", "config", "doctor", "import", "export", "prompt", "reindex")
 
 
 def free_port() -> int:

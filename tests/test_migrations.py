@@ -35,7 +35,7 @@ EXPECTED_COLUMNS: dict[str, list[str]] = {
     ],
     "chat_cast": [
         "id", "chat_id", "character_id", "is_active", "position", "first_turn", "last_present_turn",
-        "last_full_card_turn", "joined_at",
+        "last_full_card_turn", "joined_at", "reset_turn", "left_turn",
     ],
     "messages": [
         "id", "chat_id", "seq", "turn", "role", "character_id", "speaker_name", "content", "status",
@@ -61,7 +61,10 @@ EXPECTED_COLUMNS: dict[str, list[str]] = {
     ],
     "settings": ["key", "value_json", "updated_at"],
     "job_runs": ["job", "last_started_at", "last_finished_at", "last_status", "last_detail"],
+    "chat_worlds": ["chat_id", "world_id"],
+    "embeddings": ["id", "owner_type", "owner_id", "model", "dim", "content_hash", "created_at"],
 }
+VEC_TABLES = {"vec_384": 384, "vec_768": 768}
 
 
 def tables(conn: Any) -> set[str]:
@@ -81,6 +84,9 @@ def test_blank_db_gets_the_whole_schema(tmp_path: Path) -> None:
     assert tables(conn) >= set(EXPECTED_COLUMNS)
     for table, cols in EXPECTED_COLUMNS.items():
         assert columns(conn, table) == cols, table
+    for table, dim in VEC_TABLES.items():
+        sql = conn.execute("SELECT sql FROM sqlite_master WHERE name = ?", (table,)).fetchone()["sql"]
+        assert f"float[{dim}]" in sql and "vec0" in sql
     assert conn.execute("PRAGMA journal_mode").fetchone()["journal_mode"] == "wal"
     assert conn.execute("PRAGMA foreign_keys").fetchone()["foreign_keys"] == 1
     assert conn.execute("PRAGMA integrity_check").fetchone()["integrity_check"] == "ok"
@@ -148,7 +154,7 @@ def test_cli_migrate_and_list(tmp_path: Path) -> None:
     assert "pending  0001_initial" in listed.output
     done = runner.invoke(cli, ["migrate"], env=env)
     assert done.exit_code == 0, done.output
-    assert "applied 1 migration(s): 0001_initial" in done.output
+    assert "applied 2 migration(s): 0001_initial, 0002_context_engine" in done.output
     again = runner.invoke(cli, ["migrate", "--list"], env=env)
     assert "applied  0001_initial" in again.output
     assert runner.invoke(cli, ["migrate"], env=env).output.strip() == "schema is up to date"

@@ -10,21 +10,25 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from neuralrp.chats import service, store
+from neuralrp.chats.presence import mark_present
 from neuralrp.config import Settings
-from neuralrp.context.builder import build_prompt
+from neuralrp.context.engine import PromptEngine, reply_budget
+from neuralrp.context.sections import Prompt
 from neuralrp.db.connection import Database, transaction
 from neuralrp.errors import BackendError, BackendUnavailable, Conflict
+from neuralrp.library.characters import Character
 from neuralrp.llm.tokens import LOCAL_COUNTER, estimate_tokens
 from neuralrp.llm.types import LLMBackend, SamplingParams
 
 log = logging.getLogger(__name__)
 
 Kind = Literal["reply", "regenerate", "continue"]
+NARRATOR = "Narrator"
 
 
 @dataclass
@@ -88,11 +92,13 @@ class GenerationManager:
     """Starts, tracks and stops replies; at most one per chat."""
 
     def __init__(self, db: Database, settings: Callable[[], Settings],
-                 backend: Callable[[], LLMBackend | None]) -> None:
+                 backend: Callable[[], LLMBackend | None], engine: PromptEngine) -> None:
         self.db = db
         self._settings = settings
         self._backend = backend
+        self.engine = engine
         self.active: dict[int, Generation] = {}
+        self.after_reply: list[Callable[[int, Prompt], Awaitable[None]]] = []
 
     @property
     def settings(self) -> Settings:
@@ -119,17 +125,20 @@ class GenerationManager:
         gen.task = asyncio.create_task(self._run(gen, target, speaker), name=f"reply-chat-{chat_id}")
         return gen
 
-    def _prepare(self, chat_id: int, kind: Kind) -> tuple[Target, Any]:
+    def _prepare(self, chat_id: int, kind: Kind) -> tuple[Target, Character | None]:
         with self.db.session() as conn, transaction(conn):
+            turn = store.get_chat_row(conn, chat_id)["turn"]
             if kind == "reply":
                 speaker = service.pick_speaker(conn, chat_id)
-                turn = store.get_chat_row(conn, chat_id)["turn"]
+                if speaker is not None:
+                    mark_present(conn, chat_id, turn, "", absence_turns=self.settings.context.absence_turns,
+                                 speaker_id=speaker.id)
                 mid = store.insert_message(conn, chat_id, role="assistant", content="", turn=turn,
-                                           character_id=speaker.id, speaker_name=speaker.name, status="streaming")
+                                           character_id=speaker.id if speaker else None,
+                                           speaker_name=speaker.name if speaker else NARRATOR, status="streaming")
                 return Target(mid, "", None, ""), speaker
             msg = service.last_reply(conn, chat_id)
-            speaker = service.pick_speaker(conn, chat_id) if msg.character_id is None else \
-                service.get_character(conn, msg.character_id)
+            speaker = None if msg.character_id is None else service.get_character(conn, msg.character_id)
             if kind == "continue":
                 store.set_message_text(conn, msg.id, msg.content, status="streaming")
                 return Target(msg.id, msg.content, None, msg.content), speaker
@@ -157,7 +166,7 @@ class GenerationManager:
         for chat_id in list(self.active):
             await self.stop(chat_id)
 
-    async def _run(self, gen: Generation, target: Target, speaker: Any) -> None:
+    async def _run(self, gen: Generation, target: Target, speaker: Character | None) -> None:
         conn = self.db.connect()
         text = target.base_text
         try:
@@ -166,13 +175,16 @@ class GenerationManager:
                 raise BackendUnavailable(
                     "No LLM server is configured: set llm.base_url in config.yaml (or the Settings page), "
                     "or start NeuralRP with --model PATH.gguf")
-            messages, params = await self._prompt(backend, gen, target, speaker)
+            prompt, params = await self._prompt(backend, gen, target, speaker)
+            messages = prompt.messages()
             async for chunk in backend.stream(messages, params, continue_last=gen.kind == "continue"):
                 if chunk.text:
                     text += chunk.text
                     await asyncio.to_thread(store.set_message_text, conn, target.message_id, text)
                     await gen.publish({"type": "token", "text": chunk.text})
             await self._finish(conn, gen, target, text, backend, stopped=False)
+            for hook in self.after_reply:
+                await hook(gen.chat_id, prompt)
         except asyncio.CancelledError:
             if text == target.base_text:
                 message = await asyncio.to_thread(self._restore, conn, gen, target)
@@ -185,24 +197,18 @@ class GenerationManager:
             conn.close()
             self.active.pop(gen.chat_id, None)
 
-    async def _prompt(self, backend: LLMBackend, gen: Generation, target: Target, speaker: Any) -> tuple[Any, Any]:
+    async def _prompt(self, backend: LLMBackend, gen: Generation, target: Target,
+                      speaker: Character | None) -> tuple[Prompt, SamplingParams]:
         info = await backend.info()
         params = sampling_params(self.settings)
-        window = info.context_length or self.settings.context.max_tokens
-        budget = max(256, window - params.max_tokens)
+        budget = reply_budget(self.settings, info.context_length)
         exclude = target.message_id if gen.kind != "continue" else None
         keep = target.message_id if gen.kind == "continue" else None
-
-        def build() -> Any:
-            with self.db.session() as conn:
-                state = service.load_state(conn, gen.chat_id, speaker, exclude_message_id=exclude,
-                                           continue_message_id=keep)
-            return build_prompt(state, budget=budget, count=estimate_tokens)
-
-        prompt = await asyncio.to_thread(build)
+        prompt = await self.engine.build(gen.chat_id, speaker, budget=budget, persist=True,
+                                         exclude_message_id=exclude, continue_message_id=keep)
         if self.settings.logging.log_prompts:
             log.info("prompt for chat %d: %s", gen.chat_id, prompt.public())
-        return prompt.messages(), params
+        return prompt, params
 
     async def _finish(self, conn: Any, gen: Generation, target: Target, text: str,
                       backend: LLMBackend | None, *, stopped: bool) -> None:
@@ -213,6 +219,9 @@ class GenerationManager:
             with transaction(conn):
                 store.set_message_text(conn, target.message_id, text, status="complete")
                 store.set_token_count(conn, target.message_id, count or estimate_tokens(text), counter)
+                msg = store.get_message(conn, target.message_id)
+                mark_present(conn, gen.chat_id, msg.turn, text, absence_turns=self.settings.context.absence_turns,
+                             speaker_id=msg.character_id)
                 if target.swipe_idx is not None:
                     store.save_swipe(conn, target.message_id, target.swipe_idx, text)
                     store.set_swipe_index(conn, target.message_id, target.swipe_idx)

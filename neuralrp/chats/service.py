@@ -6,8 +6,9 @@ import json
 from typing import Any
 
 from neuralrp.chats import store
+from neuralrp.chats.presence import fold, mark_present, mentions, name_forms
 from neuralrp.chats.store import Message
-from neuralrp.context.builder import ChatState, substitute
+from neuralrp.context.text import substitute
 from neuralrp.db.connection import transaction
 from neuralrp.errors import Conflict, InvalidInput, NotFound
 from neuralrp.library.characters import Character, get_character, insert_character
@@ -22,7 +23,8 @@ def chat_public(conn: Any, chat_id: int) -> dict[str, Any]:
     cast = [{"character_id": c["character_id"], "name": c["name"], "is_active": bool(c["is_active"])}
             for c in store.cast_rows(conn, chat_id)]
     return {"id": row["id"], "uid": row["uid"], "title": row["title"], "mode": row["mode"], "turn": row["turn"],
-            "cast": cast, "created_at": row["created_at"], "last_activity_at": row["last_activity_at"]}
+            "focus_character_id": row["focus_character_id"], "cast": cast, "created_at": row["created_at"],
+            "last_activity_at": row["last_activity_at"]}
 
 
 def create_chat(conn: Any, *, character_ids: list[int], card: dict[str, Any] | None = None,
@@ -35,7 +37,9 @@ def create_chat(conn: Any, *, character_ids: list[int], card: dict[str, Any] | N
         if not ids:
             raise InvalidInput("a chat needs at least one character: give character_ids or a card")
         characters = [get_character(conn, cid) for cid in ids]
-        chat_id = store.insert_chat(conn, title=(title or "").strip() or None, persona=persona)
+        mode = "focus" if len(characters) == 1 else "auto"
+        chat_id = store.insert_chat(conn, title=(title or "").strip() or None, mode=mode, persona=persona)
+        conn.execute("UPDATE chats SET focus_character_id = ? WHERE id = ?", (characters[0].id, chat_id))
         for char in characters:
             store.add_cast_member(conn, chat_id, char.id)
         _greet(conn, chat_id, characters[0], (persona or {}).get("name") or "User")
@@ -50,8 +54,8 @@ def _greet(conn: Any, chat_id: int, char: Character, user: str) -> None:
                              speaker_name=char.name, token_count=estimate_tokens(text), token_counter=LOCAL_COUNTER)
 
 
-def post_user_message(conn: Any, chat_id: int, content: str) -> Message:
-    """Save the user's message as a new turn, before any generation starts."""
+def post_user_message(conn: Any, chat_id: int, content: str, *, absence_turns: int = 20) -> Message:
+    """Save the user's message as a new turn (and who it addresses), before any generation starts."""
     text = content.strip()
     if not text:
         raise InvalidInput("the message is empty")
@@ -63,6 +67,7 @@ def post_user_message(conn: Any, chat_id: int, content: str) -> Message:
         mid = store.insert_message(conn, chat_id, role="user", content=text, turn=turn,
                                    speaker_name=persona.get("name") or "User",
                                    token_count=estimate_tokens(text), token_counter=LOCAL_COUNTER)
+        mark_present(conn, chat_id, turn, text, absence_turns=absence_turns)
     return store.get_message(conn, mid)
 
 
@@ -76,14 +81,40 @@ def active_cast(conn: Any, chat_id: int) -> list[Character]:
     return [get_character(conn, r["character_id"]) for r in store.cast_rows(conn, chat_id) if r["is_active"]]
 
 
-def pick_speaker(conn: Any, chat_id: int) -> Character:
-    """Who replies next: the focus character, else the first active cast member."""
+def pick_speaker(conn: Any, chat_id: int) -> Character | None:
+    """Who replies next: nobody in Narrator mode (the narrator), the focus character, or Auto's choice."""
     row = store.get_chat_row(conn, chat_id)
     cast = active_cast(conn, chat_id)
     if not cast:
         raise Conflict("nobody in this chat's cast is active; activate a character first")
-    focus = row["focus_character_id"]
-    return next((c for c in cast if c.id == focus), cast[0])
+    if row["mode"] == "narrator":
+        return None
+    if row["mode"] == "focus":
+        return next((c for c in cast if c.id == row["focus_character_id"]), cast[0])
+    return auto_speaker(conn, chat_id, cast)
+
+
+def auto_speaker(conn: Any, chat_id: int, cast: list[Character]) -> Character:
+    """Auto mode: the character the user addressed, else the most recently active, else the most talkative."""
+    recent = store.list_messages(conn, chat_id, limit=12)
+    last_user = next((m for m in reversed(recent) if m.role == "user"), None)
+    if last_user is not None:
+        named = [c for c in cast if mentions(last_user.content, c.name)]
+        if named:
+            return min(named, key=lambda c: _first_mention(last_user.content, c.name))
+    last_speaker = next((m.character_id for m in reversed(recent) if m.role == "assistant"), None)
+    for msg in reversed(recent):
+        if msg.role == "assistant" and msg.character_id not in (None, last_speaker):
+            match = next((c for c in cast if c.id == msg.character_id), None)
+            if match is not None:
+                return match
+    return max(cast, key=lambda c: (c.talkativeness, -c.id))
+
+
+def _first_mention(text: str, name: str) -> int:
+    folded = fold(text)
+    spots = [folded.find(form) for form in name_forms(name) if folded.find(form) >= 0]
+    return min(spots) if spots else len(folded)
 
 
 def last_reply(conn: Any, chat_id: int) -> Message:
@@ -92,16 +123,6 @@ def last_reply(conn: Any, chat_id: int) -> Message:
     if not recent or recent[0].role != "assistant":
         raise Conflict("the last message is not a reply; send a message first")
     return recent[0]
-
-
-def load_state(conn: Any, chat_id: int, speaker: Character, *, exclude_message_id: int | None = None,
-               continue_message_id: int | None = None) -> ChatState:
-    """Everything the prompt builder needs (a reply being continued stays in, other unfinished ones not)."""
-    row = store.get_chat_row(conn, chat_id)
-    history = [m for m in store.list_messages(conn, chat_id, limit=2000)
-               if m.id != exclude_message_id and (m.status != "streaming" or m.id == continue_message_id)]
-    return ChatState(chat_id=chat_id, turn=row["turn"], mode=row["mode"], speaker=speaker,
-                     cast=active_cast(conn, chat_id), history=history, persona=_persona(conn, chat_id))
 
 
 def select_swipe(conn: Any, message_id: int, index: int) -> Message:
@@ -123,3 +144,35 @@ def message_in_chat(conn: Any, chat_id: int, message_id: int) -> Message:
     if msg.chat_id != chat_id:
         raise NotFound(f"message {message_id} is not in chat {chat_id}")
     return msg
+
+
+def update_chat(conn: Any, chat_id: int, changes: dict[str, Any]) -> None:
+    """Apply title / mode / focus changes; focus must be an active cast member."""
+    with transaction(conn):
+        store.get_chat_row(conn, chat_id)
+        if "title" in changes:
+            title = (changes["title"] or "").strip() or None
+            conn.execute("UPDATE chats SET title = ? WHERE id = ?", (title, chat_id))
+        if changes.get("focus_character_id") is not None:
+            if changes["focus_character_id"] not in {c.id for c in active_cast(conn, chat_id)}:
+                raise InvalidInput("the focus character must be an active member of the cast")
+            conn.execute("UPDATE chats SET focus_character_id = ? WHERE id = ?",
+                         (changes["focus_character_id"], chat_id))
+        if changes.get("mode"):
+            conn.execute("UPDATE chats SET mode = ? WHERE id = ?", (changes["mode"], chat_id))
+
+
+def set_cast_member(conn: Any, chat_id: int, character_id: int, *, active: bool) -> None:
+    """Add a character to the cast or toggle them; leaving records the turn for a scene reminder."""
+    with transaction(conn):
+        turn = store.get_chat_row(conn, chat_id)["turn"]
+        get_character(conn, character_id)
+        before = conn.execute("SELECT is_active FROM chat_cast WHERE chat_id = ? AND character_id = ?",
+                              (chat_id, character_id)).fetchone()
+        store.add_cast_member(conn, chat_id, character_id, active=active)
+        conn.execute("UPDATE chat_cast SET left_turn = ? WHERE chat_id = ? AND character_id = ?",
+                     (None if active else turn, chat_id, character_id))
+        if active and before is not None and not before["is_active"]:
+            # coming back on stage is a reset point: the builder gives the full card again
+            conn.execute("UPDATE chat_cast SET reset_turn = NULL WHERE chat_id = ? AND character_id = ?",
+                         (chat_id, character_id))

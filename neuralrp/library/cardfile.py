@@ -297,7 +297,7 @@ def card_from_object(
         spec = _detect_spec(obj)
         data, extra_data, extra_top = copy.deepcopy(_NORMALIZERS[spec](obj))
         if not data["name"].strip():
-            raise InvalidInput("card has no name")
+            raise InvalidInput("field 'data.name' is empty: the card has no name")
     except InvalidInput as e:
         raise InvalidInput(_with_file(filename, e.message)) from e
     version = obj.get("spec_version") if spec in ("v2", "v3") else None

@@ -26,6 +26,7 @@ class Character:
     visual_tags: str = ""
     talkativeness: float = 0.5
     capsule: str | None = None
+    capsule_hash: str | None = None
     updated_at: str = ""
     tags: list[str] = field(default_factory=list)
     avatar_path: str | None = None
@@ -64,7 +65,8 @@ def _row_to_character(row: dict[str, Any]) -> Character:
     return Character(
         id=row["id"], uid=row["uid"], name=row["name"], card=json.loads(row["card_json"]),
         scope_chat_id=row["scope_chat_id"], gender=row["gender"], visual_tags=row["visual_tags"],
-        talkativeness=row["talkativeness"], capsule=row["capsule"], updated_at=row["updated_at"],
+        talkativeness=row["talkativeness"], capsule=row["capsule"], capsule_hash=row["capsule_hash"],
+        updated_at=row["updated_at"],
         avatar_path=row["avatar_path"], source_file=row["source_file"],
     )
 

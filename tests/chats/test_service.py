@@ -8,6 +8,8 @@ import pytest
 
 from neuralrp.chats import service, store
 from neuralrp.context.builder import build_prompt
+from neuralrp.context.loader import load_chat_state
+from neuralrp.context.state import Limits
 from neuralrp.db.connection import transaction
 from neuralrp.errors import Conflict, InvalidInput, NotFound
 from neuralrp.library.characters import insert_character
@@ -108,7 +110,7 @@ def test_prompt_is_built_within_budget_newest_history_first(conn: Any) -> None:
     for i in range(60):
         service.post_user_message(conn, chat_id, f"message number {i} " + "words " * 20)
     speaker = service.pick_speaker(conn, chat_id)
-    state = service.load_state(conn, chat_id, speaker)
+    state = load_chat_state(conn, chat_id, speaker, budget=600, limits=Limits())
     prompt = build_prompt(state, budget=600, count=estimate_tokens)
     assert prompt.total_tokens <= 600
     kinds = [s.kind for s in prompt.sections]
@@ -119,8 +121,8 @@ def test_prompt_is_built_within_budget_newest_history_first(conn: Any) -> None:
     card = next(s for s in prompt.sections if s.kind == "card_full")
     assert "heals Ari" in card.text and "{{" not in card.text
     messages = prompt.messages()
-    assert messages[0].role == "system" and "Stay gentle." in messages[0].content
-    assert messages[-1].role == "user"
+    assert messages[0].role == "system" and "Stay gentle." not in messages[0].content
+    assert messages[-1].role == "user" and "Stay gentle.\n\nmessage number 59" in messages[-1].content
 
 
 def test_npc_scope_column_and_list(conn: Any) -> None:

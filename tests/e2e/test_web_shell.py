@@ -83,7 +83,8 @@ def test_key_controls_have_accessible_names(page: Page, page_log: PageLog) -> No
     new_chat = page.get_by_role("button", name="New chat")
     expect(new_chat).to_be_visible()
     new_chat.click()
-    expect(page.get_by_role("status").filter(has_text="coming soon")).to_be_visible()
+    expect(page.get_by_role("dialog", name="New chat")).to_be_visible()
+    page.keyboard.press("Escape")
 
     main_nav(page).get_by_role("link", name="Library").click()
     expect(page.get_by_role("button", name="Import")).to_be_visible()

@@ -337,7 +337,7 @@ def test_nan_and_lone_surrogates_are_refused() -> None:
         ({"character_book": {"entries": {}}}, "field 'data.character_book.entries' must be a list, got object"),
         ({"character_book": {"entries": [1]}}, "field 'data.character_book.entries[0]' must be an object, got int"),
         ({"name": 5}, "field 'data.name' must be a string, got int"),
-        ({"name": "  "}, "card has no name"),
+        ({"name": "  "}, "field 'data.name' is empty: the card has no name"),
     ],
 )
 def test_wrong_field_types(data: dict[str, Any], message: str) -> None:

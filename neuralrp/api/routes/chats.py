@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
@@ -15,7 +16,7 @@ from neuralrp.api.deps import ConnDep
 from neuralrp.chats import service, store
 from neuralrp.chats.generation import Generation, GenerationManager, Kind
 from neuralrp.chats.st_io import export_st_chat
-from neuralrp.errors import InvalidInput
+from neuralrp.errors import BackendError, InvalidInput
 from neuralrp.library.importer import import_bytes
 
 router = APIRouter(prefix="/api/chats", tags=["chats"])
@@ -28,6 +29,21 @@ class ChatCreate(BaseModel):
     card: dict[str, Any] | None = None
     title: str | None = None
     persona: dict[str, Any] | None = None
+
+
+class ChatUpdate(BaseModel):
+    """Fields of a chat that can change: title, mode, focus character."""
+
+    title: str | None = None
+    mode: Literal["narrator", "focus", "auto"] | None = None
+    focus_character_id: int | None = None
+
+
+class CastUpdate(BaseModel):
+    """Add a character to the cast or change whether they are active."""
+
+    character_id: int
+    is_active: bool = True
 
 
 class MessageCreate(BaseModel):
@@ -80,6 +96,33 @@ def get_chat(chat_id: int, conn: ConnDep) -> dict[str, Any]:
     return service.chat_public(conn, chat_id)
 
 
+@router.patch("/{chat_id}")
+def update_chat(chat_id: int, body: ChatUpdate, conn: ConnDep) -> dict[str, Any]:
+    """Rename, switch mode (narrator / focus / auto) or change the focus character."""
+    service.update_chat(conn, chat_id, body.model_dump(exclude_unset=True))
+    return service.chat_public(conn, chat_id)
+
+
+@router.put("/{chat_id}/cast")
+def set_cast_member(chat_id: int, body: CastUpdate, conn: ConnDep) -> dict[str, Any]:
+    """Add a character to the cast, or make a cast member active or inactive."""
+    service.set_cast_member(conn, chat_id, body.character_id, active=body.is_active)
+    return service.chat_public(conn, chat_id)
+
+
+@router.get("/{chat_id}/prompt")
+async def inspect_prompt(chat_id: int, request: Request) -> dict[str, Any]:
+    """The exact prompt the next reply would get, section by section with sources and token counts."""
+    backend = request.app.state.llm_runtime.backend
+    context_length = None
+    if backend is not None:
+        try:
+            context_length = (await backend.info()).context_length
+        except BackendError:
+            context_length = None  # inspecting works without a reachable server; the settings' window applies
+    return await asyncio.to_thread(request.app.state.prompts.inspect_sync, chat_id, context_length)
+
+
 @router.get("/{chat_id}/messages")
 def get_messages(chat_id: int, request: Request, conn: ConnDep, limit: int = 200,
                  before_seq: int | None = None) -> dict[str, Any]:
@@ -120,7 +163,8 @@ async def send_message(chat_id: int, body: MessageCreate, request: Request, conn
     """Save the user's message, then stream the reply as SSE (events: user, start, token, done|error)."""
     manager = _manager(request)
     manager.ensure_idle(chat_id)
-    user = service.post_user_message(conn, chat_id, body.content)
+    absence = request.app.state.live_settings.current.context.absence_turns
+    user = service.post_user_message(conn, chat_id, body.content, absence_turns=absence)
     gen = await manager.start(chat_id, "reply")
     return await _respond(request, gen, body.stream, [{"type": "user", "message": user.public()}])
 

@@ -4,6 +4,7 @@ import { get } from '../api.js';
 import { el, replace } from '../dom.js';
 import { href } from '../router.js';
 import { actionButton } from './icons.js';
+import { hue } from './messages.js';
 import { timeAgo } from './time.js';
 
 /** The name shown for a chat: its title, else its cast, else "Chat #id". */
@@ -19,7 +20,8 @@ function chatRow(chat, currentId) {
   return el('li', {},
     el('a', { class: ['chat-item', current && 'is-current'], href: href('chat', chat.id),
       'aria-current': current ? 'page' : null, dataset: { chatId: chat.id } },
-    el('span', { class: 'chat-item-avatar', 'aria-hidden': 'true' }, (Array.from(name)[0] ?? '#').toUpperCase()),
+    el('span', { class: 'chat-item-avatar', style: { '--hue': hue(name) }, 'aria-hidden': 'true' },
+      (Array.from(name)[0] ?? '#').toUpperCase()),
     el('span', { class: 'chat-item-text' },
       el('span', { class: 'chat-item-name' }, name),
       el('span', { class: 'chat-item-meta' },

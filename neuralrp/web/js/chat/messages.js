@@ -11,8 +11,8 @@ import { clock } from './time.js';
 
 const PIN_SLACK_PX = 48;
 
-/** A stable hue for a speaker's avatar. */
-function hue(name) {
+/** A stable hue (0-359) for a name's avatar. */
+export function hue(name) {
   let h = 0;
   for (const ch of String(name)) h = (h * 31 + ch.codePointAt(0)) % 360;
   return h;

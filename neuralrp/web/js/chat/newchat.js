@@ -75,9 +75,8 @@ export function openNewChatDialog() {
       field('newchat-file', 'Card file', cardFile),
       el('div', { class: 'field-row' },
         field('newchat-title', 'Title (optional)', title),
-        field('newchat-persona', 'Persona name', persona)),
-      error),
-    el('footer', { class: 'dialog-foot' },
+        field('newchat-persona', 'Persona name', persona))),
+    el('footer', { class: 'dialog-foot' }, error,
       actionButton('Cancel', { variant: 'ghost', onClick: () => dialog.close() }), start));
 
     const dialog = el('dialog', { class: 'dialog', 'aria-labelledby': 'newchat-title-h' }, form);

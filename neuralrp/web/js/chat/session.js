@@ -193,7 +193,8 @@ export function openChat(container, chatId, { signal, onActivity = () => {} }) {
       replace(container, el('div', { class: 'chat-missing' }, el('div', { class: 'state state-error', role: 'alert' },
         el('h1', { class: 'state-title' }, err?.status === 404 ? 'Chat not found' : 'Could not open this chat'),
         el('p', { class: 'state-text' }, err?.detail ?? String(err)),
-        el('div', { class: 'state-actions' }, el('a', { class: 'btn btn-secondary', href: href('chat') }, 'All chats')))));
+        el('div', { class: 'state-actions' },
+          el('a', { class: 'btn btn-secondary', href: href('chat') }, 'All chats')))));
     }
   }
 
@@ -202,7 +203,8 @@ export function openChat(container, chatId, { signal, onActivity = () => {} }) {
     const first = messages.first();
     if (!first) return;
     try {
-      const page = await get(`${base}/messages`, { signal, quiet: true, query: { limit: PAGE, before_seq: first.seq } });
+      const query = { limit: PAGE, before_seq: first.seq };
+      const page = await get(`${base}/messages`, { signal, quiet: true, query });
       messages.prepend(page.messages);
       earlier.hidden = page.messages.length < PAGE;
     } catch (err) {
@@ -253,7 +255,8 @@ export function openChat(container, chatId, { signal, onActivity = () => {} }) {
     composer.setDemo(llm.built_in?.demo ? (llm.built_in.label || 'Built-in demo model') : null);
     if (generating || signal.aborted) return;
     if (!llm.configured || llm.reachable === false) {
-      composer.setNotice([llm.detail, llm.hint].filter(Boolean).join(' — ') || 'The LLM server cannot be reached.', 'warn');
+      const sentence = [llm.detail, llm.hint].filter(Boolean).join(' — ');
+      composer.setNotice(sentence || 'The LLM server cannot be reached.', 'warn');
     }
   }
 

@@ -5,41 +5,42 @@
  */
 
 import { el } from '../dom.js';
-import { field, textArea, textInput } from './form.js';
+import { field, textArea, textInput, uid } from './form.js';
 import { greetingsEditor } from './greetings.js';
 import { tagChips } from './tagchips.js';
 
 const TEXT = 'text';
 const AREA = 'area';
+const TAGS = 'tags';
+const GREETINGS = 'greetings';
 /** [data key, label, kind, rows, hint] per section. */
 const SECTIONS = [
   ['Identity', [
     ['name', 'Name', TEXT],
     ['creator', 'Creator', TEXT],
     ['character_version', 'Version', TEXT],
+    ['tags', 'Tags', TAGS],
+    ['creator_notes', 'Creator notes', AREA, 3, 'For people reading the card; never sent to the model.'],
   ]],
   ['Character', [
     ['description', 'Description', AREA, 8, 'Who the character is. Sent with the card at reset points.'],
-    ['personality', 'Personality', AREA, 4, 'A short personality summary.'],
-    ['scenario', 'Scenario', AREA, 4, 'The circumstances the chat starts in.'],
+    ['personality', 'Personality', AREA, 3, 'A short personality summary.'],
+    ['scenario', 'Scenario', AREA, 3, 'The circumstances the chat starts in.'],
+    ['mes_example', 'Example dialogue', AREA, 6,
+      'Blocks start with <START>; lines look like {{user}}: … and {{char}}: …'],
   ]],
   ['Greetings', [
     ['first_mes', 'First message', AREA, 6, 'The character speaks first with this message.'],
-  ]],
-  ['Example dialogue', [
-    ['mes_example', 'Example dialogue', AREA, 6,
-      'Blocks start with <START>; lines look like {{user}}: … and {{char}}: …'],
+    ['alternate_greetings', 'Alternate greetings', GREETINGS],
   ]],
   ['Prompt overrides', [
     ['system_prompt', 'System prompt', AREA, 3, 'Replaces the global system prompt when set; {{original}} inserts it.'],
     ['post_history_instructions', 'Post-history instructions', AREA, 3,
       'Placed after the chat history; {{original}} inserts the global one.'],
   ]],
-  ['Creator notes', [
-    ['creator_notes', 'Creator notes', AREA, 4, 'For people reading the card; never sent to the model.'],
-  ]],
 ];
-export const TEXT_KEYS = SECTIONS.flatMap(([, fields]) => fields.map(([key]) => key));
+export const TEXT_KEYS = SECTIONS.flatMap(([, fields]) => fields)
+  .filter(([, , kind]) => kind === TEXT || kind === AREA).map(([key]) => key);
 /** Top-level copies that SillyTavern keeps next to `data` (V1 mirror): kept in step when present. */
 const MIRRORS = { name: 'name', description: 'description', personality: 'personality', scenario: 'scenario',
   first_mes: 'first_mes', mes_example: 'mes_example', creatorcomment: 'creator_notes' };
@@ -82,20 +83,34 @@ export function cardForm(initialCard, { onDirty, signal }) {
     return input;
   }
 
+  /** A labelled block for a composite control (tags, greetings): a group named by its visible label. */
+  function group(label, node) {
+    const id = uid('group');
+    return el('div', { class: 'lib-field lib-field-wide', role: 'group', 'aria-labelledby': id },
+      el('span', { class: 'lib-label', id }, label), node);
+  }
+
+  /** The form row for one field spec. */
+  function row([key, label, kind, rows, hint]) {
+    if (kind === TAGS) return group(label, tags.node);
+    if (kind === GREETINGS) return group(label, greetings.node);
+    return field(label, control(key, kind, rows), { hint, wide: kind === AREA });
+  }
+
   const sections = SECTIONS.map(([title, fields]) => section(title,
-    el('div', { class: ['lib-fields', title === 'Identity' && 'lib-fields-3'] },
-      fields.map(([key, label, kind, rows, hint]) => field(label, control(key, kind, rows),
-        { hint, wide: kind === AREA }))),
-    title === 'Identity' && el('div', { class: 'lib-field lib-field-wide' },
-      el('span', { class: 'lib-label', id: 'lib-tags-label' }, 'Tags'), tags.node),
-    title === 'Greetings' && el('div', { class: 'lib-field lib-field-wide' },
-      el('span', { class: 'lib-label' }, 'Alternate greetings'), greetings.node)));
+    el('div', { class: ['lib-fields', title === 'Identity' && 'lib-fields-3'] }, fields.map(row))));
+
+  // A text area reports "\r\n" as "\n": a field the user did not touch is sent exactly as stored.
+  let shown = new Map([...controls].map(([key, input]) => [key, input.value]));
 
   /** The full card to PUT: the stored card with the edited fields written over it. */
   function cardToSave() {
     const card = structuredClone(stored);
     const target = cardData(card);
-    for (const key of TEXT_KEYS) target[key] = controls.get(key).value;
+    for (const key of TEXT_KEYS) {
+      const value = controls.get(key).value;
+      if (value !== shown.get(key) || typeof target[key] !== 'string') target[key] = value;
+    }
     target.tags = tags.value();
     target.alternate_greetings = greetings.value();
     if (target !== card) {
@@ -115,6 +130,7 @@ export function cardForm(initialCard, { onDirty, signal }) {
       const input = controls.get(key);
       if (input.value !== text(next, key)) input.value = text(next, key);
     }
+    shown = new Map([...controls].map(([key, input]) => [key, input.value]));
   }
 
   return { node: el('div', { class: 'lib-form-sections' }, sections), controls, cardToSave, fill };

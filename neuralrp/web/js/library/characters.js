@@ -23,7 +23,7 @@ function rememberFilter(q, tags) {
 function searchBox(value, onSearch) {
   const input = el('input', {
     class: 'lib-input lib-search-input', type: 'search', name: 'q', value, 'aria-label': 'Search characters',
-    placeholder: 'Search by name, description, creator or tag…', autocomplete: 'off', spellcheck: 'false',
+    placeholder: 'Search characters…', title: 'Searches names, descriptions, creators and tags', autocomplete: 'off', spellcheck: 'false',
     enterkeyhint: 'search',
   });
   let timer = 0;

@@ -15,10 +15,16 @@ import { avatar } from './grid.js';
 import { icon, libButton, libLink } from './icons.js';
 import { renderLorebook } from './lorebook.js';
 
-/** The data key a server error sentence names ("field 'data.tags' must…" -> 'tags'), or null. */
-export function namedField(detail) {
-  const match = /data\.([a-z_]+)/i.exec(detail ?? '') ?? /'([a-z_]+)'/i.exec(detail ?? '');
-  return match ? match[1] : null;
+/**
+ * The card field a server error sentence names, or null: "field 'data.tags' must…" -> 'tags',
+ * "the card has no name" -> 'name'. `keys` are the field keys the form shows.
+ */
+export function namedField(detail, keys = TEXT_KEYS) {
+  const text = String(detail ?? '');
+  const quoted = /data\.([a-z_]+)/i.exec(text) ?? /'([a-z_]+)'/i.exec(text);
+  if (quoted) return quoted[1];
+  const byLength = [...keys].sort((a, b) => b.length - a.length);
+  return byLength.find((key) => new RegExp(`\\b${key}\\b`, 'i').test(text)) ?? null;
 }
 
 /** Side panel: avatar, name, creator line, and the page's actions. */

@@ -90,7 +90,7 @@ export function entryEditor(entry, { onChange, onDelete, open = false }) {
     on: { input: () => { summarize(); onChange(); }, change: () => { summarize(); onChange(); } } },
   el('summary', { class: 'lib-entry-summary' }, dot,
     el('span', { class: 'lib-entry-text' }, titleNode, keysNode), flagsNode,
-    icon('down', { size: 16, className: 'icon lib-entry-caret' })),
+    icon('chevron', { size: 18, className: 'icon lib-entry-caret' })),
   el('div', { class: 'lib-entry-body' },
     el('div', { class: 'lib-fields' },
       field('Title / comment', inputs.comment, { wide: true, hint: 'A note for you; not sent to the model.' }),

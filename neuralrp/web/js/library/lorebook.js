@@ -20,7 +20,8 @@ function entryRow(e) {
       e.constant && el('span', { class: 'lib-flag' }, 'Constant'),
       e.canon_law && el('span', { class: 'lib-flag lib-flag-accent' }, 'Canon law'),
       e.enabled === false && el('span', { class: 'lib-flag lib-flag-muted' }, 'Disabled')),
-    (e.keys ?? []).length > 0 && el('p', { class: 'lib-lore-keys' }, (e.keys ?? []).join(' · ')),
+    (e.comment ?? '').trim() && (e.keys ?? []).length > 0 // a title made of the keys is not repeated
+      && el('p', { class: 'lib-lore-keys' }, e.keys.join(' · ')),
     e.content && el('p', { class: 'lib-lore-content' }, e.content));
 }
 

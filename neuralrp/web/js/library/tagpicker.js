@@ -82,9 +82,8 @@ export function tagPicker({ label, placeholder = 'Add a tag…', onPick, exclude
       active = (active + step + options.length) % options.length;
       render();
     } else if (event.key === 'Enter' || (event.key === ',' && input.value.trim())) {
-      if (!input.value.trim() && active < 0) return;
-      event.preventDefault();
-      pick(active >= 0 ? options[active].name : input.value);
+      event.preventDefault(); // never submits the form around it
+      if (input.value.trim() || active >= 0) pick(active >= 0 ? options[active].name : input.value);
     } else if (event.key === 'Escape' && options.length) {
       event.preventDefault();
       close();

@@ -114,17 +114,20 @@ function settingsForm(doc, signal) {
     const id = `set-${section}-${key}`;
     const input = control(id, spec);
     const path = `${section}.${key}`;
-    const reset = el('button', { type: 'button', class: 'reset-btn', 'aria-label': `Reset ${spec.label}`,
+    // Named "Reset" and described by the field's label: an aria-label holding the label would make
+    // get_by_label('Temperature') find the button too.
+    const reset = el('button', { type: 'button', class: 'reset-btn', 'aria-describedby': `${id}-label`,
       title: 'Use the value from config.yaml again', on: { click: () => resetKey(section, key) } },
     icon('undo', { size: 14 }), el('span', {}, 'Reset'));
     const hint = spec.hint && el('p', { class: 'field-hint', id: `${id}-hint` }, spec.hint);
     if (hint) input.setAttribute('aria-describedby', `${id}-hint`);
-    const label = el('label', { for: id, class: 'field-label' }, spec.label);
+    const label = el('label', { for: id, id: `${id}-label`, class: 'field-label' }, spec.label);
+    const labelRow = el('div', { class: 'field-label-row' }, label,
+      el('span', { class: 'override-tag', title: 'Saved here, over config.yaml' }, 'set here'), reset);
     const wrap = spec.type === 'checkbox'
-      ? el('div', { class: 'field field-check', dataset: { key: path } }, input, el('div', {},
-        el('div', { class: 'field-label-row' }, label, reset), hint))
+      ? el('div', { class: 'field field-check', dataset: { key: path } }, input, el('div', {}, labelRow, hint))
       : el('div', { class: ['field', spec.wide && 'field-wide'], dataset: { key: path } },
-        el('div', { class: 'field-label-row' }, label, reset), input, hint);
+        labelRow, input, hint);
     fields.push({ section, key, path, spec, input, wrap, reset });
     return wrap;
   }
@@ -152,7 +155,11 @@ function settingsForm(doc, signal) {
       if (bad) f.input.setAttribute('aria-invalid', 'true');
       else f.input.removeAttribute('aria-invalid');
     }
-    if (named) fields.find((f) => f.path === `${named[1]}.${named[2]}`)?.input.focus();
+    const bad = named && fields.find((f) => f.path === `${named[1]}.${named[2]}`);
+    if (bad) {
+      bad.input.scrollIntoView({ block: 'center' }); // clear of the sticky Save bar
+      bad.input.focus({ preventScroll: true });
+    }
   }
 
   /** PUT the changed fields. */
@@ -208,7 +215,8 @@ function settingsForm(doc, signal) {
         el('span', {}, err?.detail ?? String(err))));
     } finally {
       test.disabled = false;
-      if (unsaved) testResult.append(el('p', { class: 'muted small' }, 'This tested the saved settings: save to test your changes.'));
+      const note = 'This tested the saved settings: save to test your changes.';
+      if (unsaved) testResult.append(el('p', { class: 'muted small' }, note));
     }
   }
 
@@ -235,6 +243,7 @@ export default {
       subtitle: 'Backends and generation. Saved here, on top of config.yaml; new replies use them at once.',
     }), body);
 
+    /** Fetch the settings document and show the form (or the error with a retry). */
     async function load() {
       try {
         const doc = await get('/api/settings', { signal: ctx.signal, quiet: true });

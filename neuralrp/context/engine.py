@@ -1,0 +1,93 @@
+"""The one place a prompt is assembled from the DB: load state, find lore, build, remember decisions."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from functools import lru_cache
+from typing import Any
+
+from neuralrp.config import Settings
+from neuralrp.context.builder import build_prompt
+from neuralrp.context.loader import chat_world_ids, load_chat_state, save_decisions
+from neuralrp.context.sections import Prompt
+from neuralrp.context.state import Limits
+from neuralrp.db.connection import Database, transaction
+from neuralrp.library.characters import Character
+from neuralrp.llm.tokens import estimate_tokens
+from neuralrp.retrieval.lore import canon_law_entries, lore_for_turn
+
+log = logging.getLogger(__name__)
+SCAN_MESSAGES = 4
+
+
+@lru_cache(maxsize=65536)
+def count_tokens(text: str) -> int:
+    """Local token count, memoized (prompt texts repeat turn after turn)."""
+    return estimate_tokens(text)
+
+
+def reply_budget(settings: Settings, context_length: int | None) -> int:
+    """Tokens the prompt may use: the model's window minus the reply reserve."""
+    window = context_length or settings.context.max_tokens
+    return max(256, window - settings.sampling.max_tokens)
+
+
+def limits_from(settings: Settings) -> Limits:
+    """The builder's limits from settings."""
+    return Limits(absence_turns=settings.context.absence_turns, canon_law_every=settings.world.canon_law_every,
+                  lore_token_budget=settings.world.lore_token_budget)
+
+
+class PromptEngine:
+    """Builds prompts for replies and for the inspector."""
+
+    def __init__(self, db: Database, settings: Callable[[], Settings], embedder: Callable[[], Any]) -> None:
+        self.db = db
+        self._settings = settings
+        self._embedder = embedder
+
+    @staticmethod
+    def _recent_text(history: list[Any]) -> str:
+        return "\n".join(m.content for m in history[-SCAN_MESSAGES:])
+
+    def _add_lore(self, conn: Any, state: Any, settings: Settings) -> None:
+        worlds = chat_world_ids(conn, state.chat_id)
+        if not worlds:
+            return
+        state.canon_law = canon_law_entries(conn, worlds)
+        state.lore = lore_for_turn(conn, self._embedder(), worlds, self._recent_text(state.history),
+                                   turn=state.turn, threshold=settings.world.semantic_threshold,
+                                   model=settings.embeddings.model)
+
+    def build_sync(self, chat_id: int, speaker: Character | None, *, budget: int, persist: bool,
+                   exclude_message_id: int | None = None, continue_message_id: int | None = None) -> Prompt:
+        """Load, retrieve lore, build; with persist=True remember first appearances and resets."""
+        settings = self._settings()
+        with self.db.session() as conn:
+            state = load_chat_state(conn, chat_id, speaker, budget=budget, limits=limits_from(settings),
+                                    exclude_message_id=exclude_message_id, continue_message_id=continue_message_id)
+            self._add_lore(conn, state, settings)
+            prompt = build_prompt(state, budget=budget, count=count_tokens)
+            if persist:
+                with transaction(conn):
+                    save_decisions(conn, chat_id, prompt.decisions)
+        return prompt
+
+    async def build(self, chat_id: int, speaker: Character | None, **kwargs: Any) -> Prompt:
+        """build_sync in a worker thread."""
+        return await asyncio.to_thread(self.build_sync, chat_id, speaker, **kwargs)
+
+    def inspect_sync(self, chat_id: int, context_length: int | None) -> dict[str, Any]:
+        """The next reply's prompt as the inspector shows it; changes nothing."""
+        from neuralrp.chats.service import pick_speaker
+
+        settings = self._settings()
+        with self.db.session() as conn:
+            speaker = pick_speaker(conn, chat_id)
+        prompt = self.build_sync(chat_id, speaker, budget=reply_budget(settings, context_length), persist=False)
+        out = prompt.public()
+        out.update(chat_id=chat_id, speaker={"character_id": speaker.id, "name": speaker.name} if speaker else None,
+                   reply_reserve=settings.sampling.max_tokens)
+        return out

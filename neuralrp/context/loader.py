@@ -1,0 +1,73 @@
+"""Read a chat's state from the DB for the prompt builder (the builder itself touches no DB)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from neuralrp.chats import store
+from neuralrp.context.state import CastState, ChatState, Limits, SummaryItem
+from neuralrp.library.characters import Character, get_character
+from neuralrp.retrieval.types import LoreEntry, LoreHit
+
+HISTORY_FLOOR = 200
+
+
+def cast_states(conn: Any, chat_id: int) -> list[CastState]:
+    """The chat's cast with presence bookkeeping, in cast order."""
+    return [CastState(character=get_character(conn, r["character_id"]), active=bool(r["is_active"]),
+                      first_turn=r["first_turn"], reset_turn=r["reset_turn"],
+                      last_present_turn=r["last_present_turn"], left_turn=r["left_turn"])
+            for r in store.cast_rows(conn, chat_id)]
+
+
+def live_summaries(conn: Any, chat_id: int) -> list[SummaryItem]:
+    """Summaries not folded into a newer one, oldest first."""
+    rows = conn.execute("SELECT * FROM summaries WHERE chat_id = ? AND archived = 0 ORDER BY start_turn, id",
+                        (chat_id,))
+    return [SummaryItem(r["id"], r["text"], r["start_turn"], r["end_turn"], r["first_message_id"],
+                        r["last_message_id"]) for r in rows]
+
+
+def chat_world_ids(conn: Any, chat_id: int) -> list[int]:
+    """Worlds chosen for the chat plus those that came with the active cast's cards."""
+    rows = conn.execute(
+        "SELECT world_id AS id FROM chat_worlds WHERE chat_id = ? UNION SELECT w.id FROM worlds w"
+        " JOIN chat_cast cc ON cc.character_id = w.character_id WHERE cc.chat_id = ? AND cc.is_active = 1"
+        " ORDER BY id", (chat_id, chat_id))
+    return [r["id"] for r in rows]
+
+
+def history_for(conn: Any, chat_id: int, budget: int, *, exclude_message_id: int | None = None,
+                continue_message_id: int | None = None) -> list[store.Message]:
+    """Enough of the newest live messages to fill the budget (unfinished replies left out)."""
+    limit = max(HISTORY_FLOOR, budget // 8)
+    return [m for m in store.list_messages(conn, chat_id, limit=limit)
+            if m.id != exclude_message_id and (m.status != "streaming" or m.id == continue_message_id)]
+
+
+def load_chat_state(
+    conn: Any, chat_id: int, speaker: Character | None, *, budget: int, limits: Limits,
+    lore: list[LoreHit] | None = None, canon_law: list[LoreEntry] | None = None,
+    exclude_message_id: int | None = None, continue_message_id: int | None = None,
+) -> ChatState:
+    """Everything the builder needs for this chat's next reply."""
+    row = store.get_chat_row(conn, chat_id)
+    persona = json.loads(row["persona_json"] or "{}")
+    return ChatState(
+        chat_id=chat_id, turn=row["turn"], mode=row["mode"], speaker=speaker, cast=cast_states(conn, chat_id),
+        history=history_for(conn, chat_id, budget, exclude_message_id=exclude_message_id,
+                            continue_message_id=continue_message_id),
+        persona=persona if isinstance(persona, dict) else {}, summaries=live_summaries(conn, chat_id),
+        lore=lore or [], canon_law=canon_law or [], limits=limits,
+    )
+
+
+def save_decisions(conn: Any, chat_id: int, decisions: dict[int, dict[str, Any]]) -> None:
+    """Persist first appearances, reset turns and full-card turns the builder decided."""
+    for char_id, d in decisions.items():
+        full_turn = d["turn"] if d["full_card"] else None
+        conn.execute("UPDATE chat_cast SET first_turn = coalesce(first_turn, ?), reset_turn = coalesce(reset_turn, ?),"
+                     " last_full_card_turn = coalesce(?, last_full_card_turn),"
+                     " last_present_turn = coalesce(last_present_turn, ?) WHERE chat_id = ? AND character_id = ?",
+                     (d["first_turn"], d["reset_turn"], full_turn, d["first_turn"], chat_id, char_id))
