@@ -116,8 +116,8 @@ def migrate_cmd(ctx: click.Context, list_only: bool) -> None:
 
 
 def _library(settings: Settings) -> Any:
-    from neuralrp.app import open_database
     from neuralrp.library.service import Library
+    from neuralrp.services import open_database
 
     db = open_database(settings)
     return Library(db, settings.data_dir, max_bytes=settings.security.max_upload_mb * 1024 * 1024)

@@ -10,7 +10,7 @@ from typing import Any
 
 from neuralrp.config import Settings
 from neuralrp.context.builder import build_prompt
-from neuralrp.context.loader import chat_world_ids, load_chat_state, save_decisions
+from neuralrp.context.loader import chat_world_ids, load_chat_state, save_decisions, save_notes
 from neuralrp.context.sections import Prompt
 from neuralrp.context.state import Limits
 from neuralrp.db.connection import Database, transaction
@@ -73,6 +73,7 @@ class PromptEngine:
             if persist:
                 with transaction(conn):
                     save_decisions(conn, chat_id, prompt.decisions)
+                    save_notes(conn, prompt.notes)
         return prompt
 
     async def build(self, chat_id: int, speaker: Character | None, **kwargs: Any) -> Prompt:

@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 from neuralrp.chats import store
-from neuralrp.context.state import CastState, ChatState, Limits, SummaryItem
+from neuralrp.context.state import CastState, ChatState, Limits, Note, SummaryItem
 from neuralrp.library.characters import Character, get_character
 from neuralrp.retrieval.types import LoreEntry, LoreHit
 
@@ -54,13 +54,37 @@ def load_chat_state(
     """Everything the builder needs for this chat's next reply."""
     row = store.get_chat_row(conn, chat_id)
     persona = json.loads(row["persona_json"] or "{}")
+    history = history_for(conn, chat_id, budget, exclude_message_id=exclude_message_id,
+                          continue_message_id=continue_message_id)
     return ChatState(
         chat_id=chat_id, turn=row["turn"], mode=row["mode"], speaker=speaker, cast=cast_states(conn, chat_id),
-        history=history_for(conn, chat_id, budget, exclude_message_id=exclude_message_id,
-                            continue_message_id=continue_message_id),
-        persona=persona if isinstance(persona, dict) else {}, summaries=live_summaries(conn, chat_id),
-        lore=lore or [], canon_law=canon_law or [], limits=limits,
+        history=history, persona=persona if isinstance(persona, dict) else {},
+        summaries=live_summaries(conn, chat_id), lore=lore or [], canon_law=canon_law or [], limits=limits,
+        notes=stored_notes(history),
     )
+
+
+def stored_notes(history: list[store.Message]) -> dict[int, list[Note]]:
+    """Notes kept on messages (extra_json["notes"]) by message id."""
+    out: dict[int, list[Note]] = {}
+    for msg in history:
+        raw = msg.extra.get("notes") if isinstance(msg.extra, dict) else None
+        if isinstance(raw, list):
+            out[msg.id] = [Note(str(n.get("kind", "reminder")), str(n.get("text", "")), dict(n.get("source") or {}))
+                           for n in raw if isinstance(n, dict) and n.get("text")]
+    return out
+
+
+def save_notes(conn: Any, notes: dict[str, Any]) -> None:
+    """Keep this turn's notes on the user message they belong to (replacing any earlier ones)."""
+    message_id = notes.get("message_id")
+    if message_id is None:
+        return
+    row = conn.execute("SELECT extra_json FROM messages WHERE id = ?", (message_id,)).fetchone()
+    extra = json.loads(row["extra_json"] or "{}") if row else {}
+    extra["notes"] = notes.get("notes", [])
+    conn.execute("UPDATE messages SET extra_json = ? WHERE id = ?", (json.dumps(extra, ensure_ascii=False),
+                                                                     message_id))
 
 
 def save_decisions(conn: Any, chat_id: int, decisions: dict[int, dict[str, Any]]) -> None:

@@ -1,9 +1,8 @@
 """The prompt as an ordered list of sections, each with its source and token cost.
 
-Placement decides where a section lands in chat form: `head` sections form the first
-system message (stable, so local servers reuse their KV cache), `turn` sections are the
-conversation, `tail` sections (per-turn lore, capsules, reminders) are put in front of
-the last user message, where they change without disturbing the cached prefix.
+`head` sections form the first system message. `turn` sections are the conversation:
+history messages, and the notes (lore, reminders) attached to a turn, which are put in
+front of the user message that follows them.
 """
 
 from __future__ import annotations
@@ -14,7 +13,7 @@ from typing import Any, Literal
 from neuralrp.llm.types import ChatMessage
 
 SectionRole = Literal["system", "user", "assistant"]
-Placement = Literal["head", "turn", "tail"]
+Placement = Literal["head", "turn"]
 
 
 @dataclass
@@ -36,12 +35,13 @@ class Section:
 
 @dataclass
 class Prompt:
-    """A built prompt: sections in order, the budget they had to fit, and per-character decisions."""
+    """A built prompt: sections in order, the budget, per-character decisions and this turn's notes."""
 
     budget: int
     sections: list[Section]
     decisions: dict[int, dict[str, Any]] = field(default_factory=dict)
     turn: int = 0
+    notes: dict[str, Any] = field(default_factory=dict)
 
     @property
     def total_tokens(self) -> int:
@@ -49,15 +49,21 @@ class Prompt:
         return sum(s.tokens for s in self.sections)
 
     def messages(self) -> list[ChatMessage]:
-        """Chat form: head as one system message, the turns, the tail block before the last user text."""
+        """Chat form: head as one system message; notes go in front of the user message they precede."""
         head = [s.text for s in self.sections if s.placement == "head" and s.text]
-        tail = [s.text for s in self.sections if s.placement == "tail" and s.text]
-        turns = [ChatMessage(s.role, s.text) for s in self.sections if s.placement == "turn"]
-        last_user = max((i for i, m in enumerate(turns) if m.role == "user"), default=None)
-        if tail and last_user is not None:
-            turns[last_user] = ChatMessage("user", "\n".join(tail) + "\n\n" + turns[last_user].content)
-        elif tail:
-            head.extend(tail)
+        turns: list[ChatMessage] = []
+        pending: list[str] = []
+        for s in self.sections:
+            if s.placement != "turn":
+                continue
+            if s.kind != "history":
+                pending.append(s.text)
+            elif s.role == "user" and pending:
+                turns.append(ChatMessage("user", "\n".join(pending) + "\n\n" + s.text))
+                pending = []
+            else:
+                turns.append(ChatMessage(s.role, s.text))
+        head.extend(pending)  # notes with no user message after them (a chat with no user turn yet)
         return ([ChatMessage("system", "\n\n".join(head))] if head else []) + turns
 
     def public(self) -> dict[str, Any]:

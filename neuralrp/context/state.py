@@ -29,6 +29,15 @@ class CastState:
         return self.character.id
 
 
+@dataclass(frozen=True)
+class Note:
+    """Material attached to a turn (lore that fired, a reminder), shown before that turn's user message."""
+
+    kind: str
+    text: str
+    source: dict[str, Any] = field(default_factory=dict)
+
+
 @dataclass
 class SummaryItem:
     """A live scene summary and the messages it replaced."""
@@ -66,6 +75,7 @@ class ChatState:
     canon_law: list[LoreEntry] = field(default_factory=list)
     limits: Limits = field(default_factory=Limits)
     system_prompt: str = ""
+    notes: dict[int, list[Note]] = field(default_factory=dict)
 
     @property
     def user_name(self) -> str:

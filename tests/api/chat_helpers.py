@@ -72,3 +72,22 @@ def messages(client: TestClient, chat_id: int) -> list[dict[str, Any]]:
     resp = client.get(f"/api/chats/{chat_id}/messages")
     assert resp.status_code == 200
     return resp.json()["messages"]  # type: ignore[no-any-return]
+
+
+def reply_requests(fake: FakeLLM) -> list[Any]:
+    """Chat requests made for replies (not the background capsule or summary jobs)."""
+    from neuralrp.chats.summarizer import CONDENSE_INSTRUCTIONS, SCENE_INSTRUCTIONS
+    from neuralrp.context.capsule_writer import CAPSULE_INSTRUCTIONS
+
+    background = (CAPSULE_INSTRUCTIONS[:40], SCENE_INSTRUCTIONS[:40], CONDENSE_INSTRUCTIONS[:40])
+    out = []
+    for request in fake.chat_requests():
+        first = (request.json.get("messages") or [{}])[0].get("content", "")
+        if not first.startswith(background):
+            out.append(request)
+    return out
+
+
+def last_reply_request(fake: FakeLLM) -> Any:
+    """The newest reply request's recorded body."""
+    return reply_requests(fake)[-1]

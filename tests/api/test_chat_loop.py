@@ -7,7 +7,15 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.api.chat_helpers import CARD, chat_client, messages, new_chat, send_streamed
+from tests.api.chat_helpers import (
+    CARD,
+    chat_client,
+    last_reply_request,
+    messages,
+    new_chat,
+    reply_requests,
+    send_streamed,
+)
 from tests.fakes import FakeLLM
 
 REPLY = "*Seraphina kneels beside you.* Rest now, Ari. The glade will keep you safe."
@@ -30,7 +38,7 @@ def test_send_streams_reply_and_both_messages_persist(llm_settings: Any) -> None
     tokens = [e["text"] for e in events if e["type"] == "token"]
     assert len(tokens) > 5 and "".join(tokens) == REPLY
     assert events[-1]["message"]["content"] == REPLY and events[-1]["message"]["status"] == "complete"
-    sent = fake.last_chat_request().json
+    sent = last_reply_request(fake).json
     assert sent["messages"][0]["role"] == "system"
     assert "Guardian of the glade who heals Ari." in sent["messages"][0]["content"]
     assert sent["messages"][-1] == {"role": "user", "content": "Where am I?"}
@@ -138,7 +146,7 @@ def test_regenerate_keeps_swipes(llm_settings: Any) -> None:
         assert back["content"] == "First answer."
         assert messages(client, chat["id"])[-1]["content"] == "First answer."
     # the regenerate prompt did not include the reply being replaced
-    regen = fake.chat_requests()[-1].json["messages"]
+    regen = reply_requests(fake)[-1].json["messages"]
     assert regen[-1] == {"role": "user", "content": "Tell me something"}
 
 
@@ -152,7 +160,7 @@ def test_continue_extends_last_reply(llm_settings: Any) -> None:
         stored = messages(client, chat["id"])
     assert events[-1]["message"]["content"] == "The night is long and cold."
     assert stored[-1]["content"] == "The night is long and cold."
-    sent = fake.chat_requests()[-1].json
+    sent = reply_requests(fake)[-1].json
     assert sent["messages"][-1] == {"role": "assistant", "content": "The night is"}
     assert sent["continue_final_message"] is True
 

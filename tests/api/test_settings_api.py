@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.api.chat_helpers import chat_client, new_chat, send_streamed
+from tests.api.chat_helpers import chat_client, last_reply_request, new_chat, send_streamed
 from tests.fakes import FakeLLM
 
 
@@ -21,9 +21,9 @@ def test_get_put_persist_and_apply(make_settings: Any) -> None:
         assert changed.json()["overridden"] == ["sampling.max_tokens", "sampling.stop", "sampling.temperature"]
         chat = new_chat(client)
         send_streamed(client, chat["id"], "Hello")
-    sent = fake.last_chat_request().json
+    sent = last_reply_request(fake).json
     assert (sent["temperature"], sent["max_tokens"], sent["stop"]) == (0.3, 77, ["\nAri:"])
-    assert fake.last_chat_request().headers["authorization"] == "Bearer secret"
+    assert last_reply_request(fake).headers["authorization"] == "Bearer secret"
     with chat_client(settings, fake) as client:  # a restart keeps the UI's values
         assert client.get("/api/settings").json()["values"]["sampling"]["max_tokens"] == 77
         reset = client.delete("/api/settings/sampling/max_tokens").json()

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from neuralrp.context.builder import build_prompt, full_card_now
-from neuralrp.context.state import CastState, Limits
+from neuralrp.context.state import CastState, Limits, Note
 from neuralrp.llm.tokens import estimate_tokens
 from tests.context.factories import char, conversation, entry, hit, msg, state, summary
 
@@ -85,14 +85,17 @@ def test_narrator_mode_has_no_speaker_and_names_the_cast() -> None:
 
 def test_section_order_is_stable_first() -> None:
     members = [CastState(A, first_turn=1, reset_turn=1), CastState(B)]
-    st_ = state(5, members, conversation(5), summaries=[summary(1, 1, 2, "They met."), summary(2, 3, 3, "A fight.")],
+    st_ = state(5, members, [*conversation(5), msg(11, "user", "And now?", 6)],
+                summaries=[summary(1, 1, 2, "They met."), summary(2, 3, 3, "A fight.")],
                 canon_law=[entry(9, "Magic always costs blood.", canon=True)], lore=[hit(4, "The north is cold.")],
                 limits=Limits(canon_law_every=5))
     prompt = build_prompt(st_, budget=6000, count=estimate_tokens)
     kinds = [s.kind for s in prompt.sections]
     assert kinds[:5] == ["system", "persona", "canon_law", "summary", "summary"]
-    assert kinds.index("card_full") < kinds.index("history") < kinds.index("lore") < kinds.index("capsule")
-    assert kinds[-1] == "reminder"
+    assert {"card_full", "capsule"} == set(kinds[5:7]) and kinds[7] == "history"
+    assert all(s.placement == "head" for s in prompt.sections[:7])
+    last_user = max(i for i, s in enumerate(prompt.sections) if s.kind == "history" and s.role == "user")
+    assert kinds[last_user - 3:last_user] == ["lore", "reminder", "reminder"], "notes sit before their user message"
     summaries = [s.source["turns"] for s in prompt.sections if s.kind == "summary"]
     assert summaries == [[1, 2], [3, 3]], "summaries oldest first"
     lore = next(s for s in prompt.sections if s.kind == "lore")
@@ -151,14 +154,22 @@ def render(prompt: Any) -> str:
     return "".join(f"<{m.role}>{m.content}" for m in prompt.messages())
 
 
-def test_consecutive_turns_share_90_percent_prefix() -> None:
+def test_consecutive_turns_share_90_percent_prefix_while_lore_changes() -> None:
     members = [CastState(A, first_turn=1, reset_turn=1), CastState(B, first_turn=1, reset_turn=1)]
-    history = conversation(30)
-    first = build_prompt(state(30, members, history, lore=[hit(1, "Old lore.")]), budget=8000, count=estimate_tokens)
-    history2 = [*history, msg(61, "user", "Next line " + "walk " * 12, 31)]
-    second = build_prompt(state(31, members, history2, lore=[hit(2, "New lore!")]), budget=8000,
+    history = [*conversation(30), msg(61, "user", "Line " + "walk " * 12, 31)]
+    big_lore = [hit(i, f"Lore {i}: " + "fact " * 60) for i in range(1, 4)]
+    first = build_prompt(state(31, members, history, lore=big_lore), budget=8000, count=estimate_tokens)
+    kept = {first.notes["message_id"]: [Note(n["kind"], n["text"], n["source"]) for n in first.notes["notes"]]}
+    assert first.notes["message_id"] == 61 and len(kept[61]) == 3
+    history2 = [*history, msg(62, "assistant", "Reply " + "answer " * 12, 31, "Ayla"),
+                msg(63, "user", "Next " + "walk " * 12, 32)]
+    other_lore = [hit(i, f"Lore {i}: " + "fact " * 60) for i in range(4, 7)]
+    second = build_prompt(state(32, members, history2, lore=[*big_lore, *other_lore], notes=kept), budget=8000,
                           count=estimate_tokens)
-    assert common_prefix_share(render(first), render(second)) >= 0.9
+    share = common_prefix_share(render(first), render(second))
+    assert share >= 0.9, share
+    lore_ids = [s.source["entry_id"] for s in second.sections if s.kind == "lore"]
+    assert lore_ids == [1, 2, 3, 4, 5, 6], "old notes stay in place, new ones are not repeated"
 
 
 @settings(max_examples=120, deadline=None)

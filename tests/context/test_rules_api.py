@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from tests.api.chat_helpers import chat_client, send_streamed
+from tests.api.chat_helpers import chat_client, last_reply_request, send_streamed
 from tests.fakes import FakeLLM
 
 
@@ -75,7 +75,7 @@ def test_auto_mode_answers_with_the_addressed_character(three: Any) -> None:
     fake.enqueue("Hm?")
     status, events = send_streamed(client, chat_id, "Borin, can you fix my sword?")
     assert events[-1]["message"]["speaker_name"] == "Borin"
-    assert "You are Borin" in fake.last_chat_request().json["messages"][0]["content"]
+    assert "You are Borin" in last_reply_request(fake).json["messages"][0]["content"]
     doc = client.get(f"/api/chats/{chat_id}/prompt").json()
     assert doc["speaker"]["name"] == "Borin"
 

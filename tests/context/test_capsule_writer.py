@@ -1,0 +1,59 @@
+"""LLM capsules: written in the background when a reset window ends, cached per card version."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from neuralrp.context.capsule_writer import CAPSULE_INSTRUCTIONS, clean_capsule
+from tests.api.chat_helpers import CARD, chat_client
+from tests.fakes import FakeLLM
+
+CAPSULE = '[Seraphina — guardian of the glade. Traits: gentle, fierce, protective. Speech: soft. Example: "Rest."]'
+
+
+def wait_for(predicate: Any, timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def capsule_requests(fake: FakeLLM) -> list[Any]:
+    return [r for r in fake.chat_requests()
+            if r.json["messages"][0]["content"].startswith(CAPSULE_INSTRUCTIONS[:40])]
+
+
+def test_capsule_written_once_when_window_ends_and_used(make_settings: Any) -> None:
+    fake = FakeLLM("llamacpp")
+    with chat_client(make_settings(llm={"base_url": "http://llm.test"}), fake) as client:
+        chat = client.post("/api/chats", json={"card": CARD, "persona": {"name": "Ari"}}).json()
+        for turn in (1, 2):
+            client.post(f"/api/chats/{chat['id']}/messages", json={"content": f"Hi {turn}", "stream": False})
+        assert capsule_requests(fake) == [], "no capsule needed while the full card is in use"
+        fake.enqueue("Turn three reply.", CAPSULE)
+        client.post(f"/api/chats/{chat['id']}/messages", json={"content": "Hi 3", "stream": False})
+        wait_for(lambda: len(capsule_requests(fake)) == 1)
+        (request,) = capsule_requests(fake)
+        assert "Description: Guardian of the glade who heals {{user}}." in request.json["messages"][1]["content"]
+        assert request.json["stream"] is False
+        client.post(f"/api/chats/{chat['id']}/messages", json={"content": "Hi 4", "stream": False})
+        wait_for(lambda: any(s["kind"] == "capsule" and s["source"]["origin"] == "llm"
+                             for s in client.get(f"/api/chats/{chat['id']}/prompt").json()["sections"]))
+        doc = client.get(f"/api/chats/{chat['id']}/prompt").json()
+        capsule = next(s for s in doc["sections"] if s["kind"] == "capsule")
+        assert capsule["text"] == CAPSULE
+        assert len(capsule_requests(fake)) == 1, "cached: not written again"
+        cid = chat["cast"][0]["character_id"]
+        card = client.get(f"/api/characters/{cid}").json()["card"]
+        card["data"]["personality"] = "now grim and silent"
+        client.put(f"/api/characters/{cid}", json={"card": card})
+        doc = client.get(f"/api/chats/{chat['id']}/prompt").json()
+        assert next(s for s in doc["sections"] if s["kind"] == "capsule")["source"]["origin"] == "rules"
+
+
+def test_unusable_answers_are_not_stored() -> None:
+    assert clean_capsule("ok", "X") is None
+    assert clean_capsule("word " * 200, "X") is None
+    assert clean_capsule('"Calm healer. Traits: kind, wise. Speech: slow and warm."', "Mira") == (
+        "[Mira — Calm healer. Traits: kind, wise. Speech: slow and warm.]")
