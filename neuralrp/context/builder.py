@@ -152,8 +152,9 @@ def _new_notes(state: ChatState, count: Count, anchor: int | None) -> list[Candi
     def place(sub: float, rank: int) -> tuple[float, ...]:
         return (1, anchor, 0, sub, rank) if anchor is not None else (0, 5, sub, rank)
 
-    seen = {n.source.get("entry_id") for mid, notes in state.notes.items() for n in notes
-            if n.kind == "lore" and (anchor is None or mid != state.history[anchor].id)}
+    anchor_id = state.history[anchor].id if anchor is not None else None
+    seen = {n.source.get("entry_id") for mid, notes in state.notes.items() if mid != anchor_id
+            for n in notes if n.kind == "lore"}
     out = []
     for rank, hit in enumerate(h for h in state.lore if h.entry.id not in seen and not h.entry.canon_law):
         text = hit.entry.content.strip()

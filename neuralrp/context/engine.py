@@ -20,6 +20,7 @@ from neuralrp.retrieval.lore import canon_law_entries, lore_for_turn
 
 log = logging.getLogger(__name__)
 SCAN_MESSAGES = 4
+MAX_LORE_HITS = 64
 
 
 @lru_cache(maxsize=65536)
@@ -57,9 +58,10 @@ class PromptEngine:
         if not worlds:
             return
         state.canon_law = canon_law_entries(conn, worlds)
-        state.lore = lore_for_turn(conn, self._embedder(), worlds, self._recent_text(state.history),
-                                   turn=state.turn, threshold=settings.world.semantic_threshold,
-                                   model=settings.embeddings.model)
+        hits = lore_for_turn(conn, self._embedder(), worlds, self._recent_text(state.history), turn=state.turn,
+                             threshold=settings.world.semantic_threshold, model=settings.embeddings.model,
+                             limit=MAX_LORE_HITS)
+        state.lore = hits  # best first; the lore budget admits far fewer than this
 
     def build_sync(self, chat_id: int, speaker: Character | None, *, budget: int, persist: bool,
                    exclude_message_id: int | None = None, continue_message_id: int | None = None) -> Prompt:

@@ -10,7 +10,7 @@ from neuralrp.context.state import CastState, ChatState, Limits, Note, SummaryIt
 from neuralrp.library.characters import Character, get_character
 from neuralrp.retrieval.types import LoreEntry, LoreHit
 
-HISTORY_FLOOR = 200
+HISTORY_PAGE = 120
 
 
 def cast_states(conn: Any, chat_id: int) -> list[CastState]:
@@ -40,9 +40,17 @@ def chat_world_ids(conn: Any, chat_id: int) -> list[int]:
 
 def history_for(conn: Any, chat_id: int, budget: int, *, exclude_message_id: int | None = None,
                 continue_message_id: int | None = None) -> list[store.Message]:
-    """Enough of the newest live messages to fill the budget (unfinished replies left out)."""
-    limit = max(HISTORY_FLOOR, budget // 8)
-    return [m for m in store.list_messages(conn, chat_id, limit=limit)
+    """The newest live messages, page by page until they would fill the budget (unfinished replies left out)."""
+    loaded: list[store.Message] = []
+    tokens, before = 0, None
+    while tokens < budget:
+        page = store.list_messages(conn, chat_id, limit=HISTORY_PAGE, before_seq=before)
+        if not page:
+            break
+        loaded = page + loaded
+        tokens += sum(len(m.content) // 3 + 4 for m in page)  # generous: fewer chars per token than real
+        before = page[0].seq
+    return [m for m in loaded
             if m.id != exclude_message_id and (m.status != "streaming" or m.id == continue_message_id)]
 
 

@@ -16,6 +16,7 @@ import tempfile
 import threading
 import time
 import zipfile
+from collections import OrderedDict
 from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
@@ -276,6 +277,9 @@ class HashEmbedder:
         return l2_normalize(out)
 
 
+CACHE_SIZE = 4096  # texts; chat lines repeat turn after turn, so most query chunks are cache hits
+
+
 class LazyEmbedder:
     """Wraps an embedder factory; loads it in a background thread so the server never waits at start."""
 
@@ -288,6 +292,7 @@ class LazyEmbedder:
         self._lock = threading.Lock()
         self._done = threading.Event()
         self._thread: threading.Thread | None = None
+        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
 
     @property
     def ready(self) -> bool:
@@ -314,10 +319,23 @@ class LazyEmbedder:
         return self.ready
 
     def embed(self, texts: list[str]) -> np.ndarray:
-        """Embed, loading the model first if needed (blocks until loaded; check ``ready`` to avoid that)."""
+        """Embed (recently seen texts come from a cache); loads the model first if needed."""
         if not self.wait() or self._inner is None:
             raise EmbedderUnavailable(f"embedding model {self.model_id} failed to load: {self._error}")
-        return self._inner.embed(texts)
+        with self._lock:
+            missing = list(dict.fromkeys(t for t in texts if t not in self._cache))
+        if missing:
+            fresh = self._inner.embed(missing)
+            with self._lock:
+                for text, vector in zip(missing, fresh, strict=True):
+                    self._cache[text] = vector
+                while len(self._cache) > CACHE_SIZE:
+                    self._cache.popitem(last=False)
+        with self._lock:
+            rows = [self._cache[t] for t in texts if t in self._cache]
+            for text in texts:
+                self._cache.move_to_end(text)
+        return np.stack(rows) if rows else _empty(self.dim)
 
     def _load(self) -> None:
         started = time.monotonic()

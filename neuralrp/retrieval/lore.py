@@ -41,6 +41,7 @@ Order of the result: key hits (exact, keyword, constant) first, then semantic hi
 
 from __future__ import annotations
 
+import heapq
 import logging
 import random
 import re
@@ -378,21 +379,28 @@ def select_lore(
     entry_vectors: dict[int, np.ndarray] | None = None,
     threshold: float = DEFAULT_THRESHOLD,
     similarities: dict[int, float] | None = None,
+    limit: int | None = None,
 ) -> list[LoreHit]:
     """Entries relevant to ``recent_text`` (canon law excluded), most relevant first.
 
     Semantic input is either ``query_vector`` ((dim,) or (n, dim)) with ``entry_vectors``, or
-    ``similarities`` (entry id -> cosine, e.g. from ``vectors.best_similarities``).
+    ``similarities`` (entry id -> cosine, e.g. from ``vectors.best_similarities``). With ``limit``
+    only the best ``limit`` hits are returned (cheaper than sorting thousands of weak matches).
     """
     index = lore_index(entries)
     text = _Text(recent_text)
     found = {i: LoreHit(index.items[i].entry, "constant", 1.0) for i in index.constants}
     matched = index.key_hits(text)
     found.update((i, _key_hit(index.items[i], keys)) for i, keys in matched.items())
-    for i, score in _scores(index, query_vector, entry_vectors, similarities, threshold).items():
+    scores = _scores(index, query_vector, entry_vectors, similarities, threshold)
+    if limit is not None and len(scores) > 2 * limit:  # only the strongest semantic matches can make the cut
+        scores = dict(heapq.nlargest(2 * limit, scores.items(), key=lambda kv: kv[1]))
+    for i, score in scores.items():
         if i not in found:
             found[i] = LoreHit(index.items[i].entry, "semantic", score)
     kept = [hit for i, hit in found.items() if _passes(index.items[i], text, turn)]
+    if limit is not None and len(kept) > limit:
+        return heapq.nsmallest(limit, kept, key=_sort_key)
     return sorted(kept, key=_sort_key)
 
 
@@ -449,6 +457,7 @@ def lore_for_turn(
     turn: int,
     threshold: float = DEFAULT_THRESHOLD,
     model: str | None = None,
+    limit: int | None = None,
 ) -> list[LoreHit]:
     """The lore hits for a turn (canon law excluded): load entries, embed the recent text, select."""
     world_ids = sorted(set(world_ids))
@@ -463,4 +472,4 @@ def lore_for_turn(
             semantic = _semantic_inputs(conn, usable, entries, recent_text)
         except EmbedderUnavailable as e:
             log.warning("lore: embedding failed (%s); exact/keyword matching only this turn", e)
-    return select_lore(entries, recent_text, turn=turn, threshold=threshold, **semantic)
+    return select_lore(entries, recent_text, turn=turn, threshold=threshold, limit=limit, **semantic)

@@ -7,11 +7,14 @@ import { get, post } from '../api.js';
 import { el, replace } from '../dom.js';
 import { href } from '../router.js';
 import { badge } from '../ui.js';
+import { createCastControls } from './castpanel.js';
 import { createComposer } from './composer.js';
 import { icon } from './icons.js';
+import { createInspector } from './inspector.js';
 import { chatName } from './list.js';
 import { createMessageList } from './messages.js';
 import { postEvents } from './stream.js';
+import { summariesButton } from './summaries.js';
 
 const PAGE = 200;
 const POLL_MS = 1000;
@@ -30,13 +33,14 @@ function aborted(err, signal) {
   return err?.name === 'AbortError' || signal?.aborted;
 }
 
-/** The chat header: back link (phones), title, cast and mode. */
-function chatHeader() {
+/** The chat header: back link (phones), title, cast and mode; `tools` (buttons) and `mode` (the switch). */
+function chatHeader({ tools = [], mode = null } = {}) {
   const title = el('h1', { class: 'chat-title' }, 'Chat');
   const meta = el('p', { class: 'chat-meta' });
   const node = el('header', { class: 'chat-head' },
     el('a', { class: 'chat-back', href: href('chat'), 'aria-label': 'All chats' }, icon('back', { size: 20 })),
-    el('div', { class: 'chat-head-text' }, title, meta));
+    el('div', { class: 'chat-head-text' }, title, meta),
+    el('div', { class: 'chat-tools' }, tools), mode);
   return {
     node,
     /** Fill in the chat's name, cast and mode. */
@@ -52,13 +56,20 @@ function chatHeader() {
  * Render chat `chatId` into `container`. onActivity() runs after a reply ends (to refresh the chat list).
  * Returns {close()}.
  */
-export function openChat(container, chatId, { signal, onActivity = () => {} }) {
+export function openChat(container, chatId, { signal, onActivity: listChanged = () => {} }) {
   const base = `/api/chats/${chatId}`;
   let generating = false;
   let watching = false;
   let stream = null; // AbortController of the running POST
 
-  const header = chatHeader();
+  const inspector = createInspector({ chatId, signal });
+  const cast = createCastControls({ chatId, signal, onChange: (chat) => showChat(chat) });
+  const header = chatHeader({ mode: cast.mode,
+    tools: [cast.button, summariesButton({ chatId, onChanged: () => load() }), inspector.button] });
+  /** After a reply: refresh the chat list and the open prompt inspector. */
+  const onActivity = () => { listChanged(); inspector.refresh(); };
+  /** Show the chat's name, cast and mode everywhere. */
+  const showChat = (chat) => { header.show(chat); cast.show(chat); inspector.setChat(chat); };
   const earlier = el('button', { type: 'button', class: 'btn btn-ghost btn-small load-earlier', hidden: true,
     on: { click: () => loadEarlier() } }, 'Load earlier messages');
   const messages = createMessageList({ onSwipe: (msg, index) => swipe(msg, index), header: earlier });
@@ -184,7 +195,7 @@ export function openChat(container, chatId, { signal, onActivity = () => {} }) {
         get(`${base}/messages`, { signal, quiet: true, query: { limit: PAGE } }),
       ]);
       if (signal.aborted) return;
-      header.show(chat);
+      showChat(chat);
       messages.set(page.messages);
       earlier.hidden = page.messages.length < PAGE;
       if (page.generating) watch();

@@ -1,0 +1,206 @@
+/**
+ * Cast and mode controls of a chat header: the Narrator / Focus / Auto switch (PATCH /api/chats/{id}) with a
+ * focus character select, and the "Cast" button opening a panel to make members active or inactive and to add
+ * library characters (PUT /api/chats/{id}/cast).
+ */
+
+import { get, patch, put } from '../api.js';
+import { el, replace } from '../dom.js';
+import { hue } from './messages.js';
+import { toolButton } from './inspector.js';
+import { modalShell } from './summaries.js';
+
+const MODES = [
+  { value: 'narrator', label: 'Narrator', hint: 'Third person: any cast member may speak' },
+  { value: 'focus', label: 'Focus', hint: 'First person: only the focus character speaks' },
+  { value: 'auto', label: 'Auto', hint: 'NeuralRP picks who speaks next: whoever is addressed, else recent activity' },
+];
+let counter = 0;
+
+/** The round initial of a character. */
+function avatar(name) {
+  return el('span', { class: 'cast-avatar', style: { '--hue': hue(name) }, 'aria-hidden': 'true' },
+    (Array.from(name)[0] ?? '?').toUpperCase());
+}
+
+/**
+ * The mode switch: a radio group (accessible names "Narrator", "Focus", "Auto") plus a "Focus character" select
+ * shown in Focus mode. onChange(chat) gets the chat the server returns. Returns {node, show(chat)}.
+ */
+function createModeSwitch({ chatId, signal, onChange }) {
+  const name = `chat-mode-${(counter += 1)}`;
+  let chat = null;
+  let busy = false;
+  const radios = MODES.map((m) => el('input', { type: 'radio', name, value: m.value, class: 'mode-radio',
+    id: `${name}-${m.value}`, on: { change: () => choose(m.value) } }));
+  const select = el('select', { class: 'input mode-focus', 'aria-label': 'Focus character',
+    on: { change: () => choose('focus', Number(select.value)) } });
+  const node = el('div', { class: 'chat-mode' },
+    el('fieldset', { class: 'mode-switch' },
+      el('legend', { class: 'sr-only' }, 'Reply mode'),
+      MODES.map((m, i) => el('span', { class: 'mode-option' }, radios[i],
+        el('label', { for: radios[i].id, title: m.hint }, m.label)))),
+    select);
+
+  /** Reflect a chat's mode and active cast. */
+  function show(next) {
+    chat = next;
+    for (const r of radios) r.checked = r.value === chat.mode;
+    const active = (chat.cast ?? []).filter((c) => c.is_active);
+    replace(select, active.map((c) => el('option', { value: String(c.character_id) }, c.name)));
+    if (active.some((c) => c.character_id === chat.focus_character_id)) select.value = String(chat.focus_character_id);
+    select.hidden = chat.mode !== 'focus';
+    select.disabled = busy || active.length === 0;
+  }
+
+  /** PATCH the mode (and focus character); on failure the control goes back to the server's state. */
+  async function choose(mode, focusId = null) {
+    if (!chat) return;
+    const body = { mode };
+    if (mode === 'focus') {
+      const active = (chat.cast ?? []).filter((c) => c.is_active).map((c) => c.character_id);
+      const wanted = focusId ?? chat.focus_character_id;
+      const target = active.includes(wanted) ? wanted : active[0];
+      if (target !== undefined) body.focus_character_id = target;
+    }
+    busy = true;
+    for (const r of radios) r.disabled = true;
+    select.disabled = true;
+    try {
+      const updated = await patch(`/api/chats/${chatId}`, body, { signal });
+      if (!signal?.aborted) onChange(updated);
+    } catch (err) {
+      if (err?.name !== 'AbortError' && chat) show(chat); // the toast told why
+    } finally {
+      busy = false;
+      for (const r of radios) r.disabled = false;
+      if (chat) show(chat);
+    }
+  }
+
+  return { node, show };
+}
+
+/**
+ * Open the Cast panel: every member with an "active" switch, and "Add character" from the library.
+ * onChange(chat) runs after each change. Resolves when the panel closes.
+ */
+export function openCastPanel({ chatId, chat: initial, onChange }) {
+  return new Promise((resolve) => {
+    let chat = initial;
+    let library = null;
+    const life = new AbortController();
+    const list = el('ul', { class: 'cast-list', 'aria-label': 'Cast members' });
+    const pick = el('select', { id: `cast-add-${(counter += 1)}`, class: 'input' });
+    const add = el('button', { type: 'button', class: 'btn btn-secondary', on: { click: () => addPicked() } }, 'Add');
+    const adder = el('div', { class: 'cast-add' },
+      el('label', { for: pick.id, class: 'field-label' }, 'Add character'),
+      el('div', { class: 'cast-add-row' }, pick, add),
+      el('p', { class: 'field-hint' }, 'A character added here joins the scene now; their full card is sent for the '
+        + 'next few turns.'));
+    const shell = modalShell({
+      title: 'Cast', className: 'cast-dialog', body: [list, adder],
+      foot: [el('button', { type: 'button', class: 'btn btn-ghost', on: { click: () => shell.dialog.close() } },
+        'Done')],
+      onClose: () => { life.abort(); resolve(); },
+    });
+
+    /** Redraw the members and the add picker. */
+    function render() {
+      replace(list, (chat.cast ?? []).map((c) => memberRow(c)));
+      fillPicker();
+    }
+
+    /** One member: initial, name, state and the active switch. */
+    function memberRow(member) {
+      const id = `cast-active-${chatId}-${member.character_id}`;
+      const box = el('input', { type: 'checkbox', role: 'switch', id, class: 'switch cast-switch',
+        checked: member.is_active, on: { change: () => setActive(member.character_id, box.checked, box) } });
+      const focus = chat.mode === 'focus' && chat.focus_character_id === member.character_id;
+      return el('li', { class: ['cast-member', !member.is_active && 'is-off'] },
+        avatar(member.name),
+        el('label', { for: id, class: 'cast-name' }, member.name),
+        el('span', { class: 'cast-state' }, member.is_active ? (focus ? 'In focus' : 'In the scene') : 'Off stage'),
+        box);
+    }
+
+    /** The library characters not in the cast yet. */
+    function fillPicker() {
+      if (library === null) {
+        replace(pick, el('option', { value: '' }, 'Loading…'));
+        pick.disabled = add.disabled = true;
+        return;
+      }
+      const inCast = new Set((chat.cast ?? []).map((c) => c.character_id));
+      const options = library.filter((c) => !inCast.has(c.id));
+      replace(pick, options.length
+        ? options.map((c) => el('option', { value: String(c.id) }, c.name))
+        : el('option', { value: '' }, 'Every library character is in the cast'));
+      pick.disabled = add.disabled = options.length === 0;
+    }
+
+    /** PUT one member's state. */
+    async function setActive(characterId, active, control = null) {
+      shell.showError(null);
+      if (control) control.disabled = true;
+      try {
+        chat = await put(`/api/chats/${chatId}/cast`, { character_id: characterId, is_active: active },
+          { signal: life.signal, quiet: true });
+        onChange(chat);
+      } catch (err) {
+        if (err?.name === 'AbortError') return;
+        shell.showError(err?.detail ?? String(err));
+      }
+      render();
+      list.querySelector(`#cast-active-${chatId}-${characterId}`)?.focus();
+    }
+
+    /** Add the character chosen in the picker. */
+    async function addPicked() {
+      const id = Number(pick.value);
+      if (!id) return;
+      await setActive(id, true);
+    }
+
+    document.body.append(shell.dialog);
+    shell.dialog.showModal();
+    render();
+    get('/api/characters', { signal: life.signal, quiet: true })
+      .then((characters) => { library = characters ?? []; fillPicker(); })
+      .catch((err) => {
+        if (err?.name === 'AbortError') return;
+        library = [];
+        fillPicker();
+        shell.showError(err?.detail ?? String(err));
+      });
+  });
+}
+
+/**
+ * The cast controls of a chat header: {mode, button, show(chat)}. `mode` is the mode switch, `button` opens the
+ * Cast panel. onChange(chat) runs with the server's chat after every change.
+ */
+export function createCastControls({ chatId, signal, onChange }) {
+  let chat = null;
+  const modeSwitch = createModeSwitch({ chatId, signal, onChange });
+  const count = el('span', { class: 'chat-tool-count', 'aria-hidden': 'true' });
+  const button = toolButton('Cast', 'users', async () => {
+    if (!chat) return;
+    button.setAttribute('aria-expanded', 'true');
+    await openCastPanel({ chatId, chat, onChange });
+    button.setAttribute('aria-expanded', 'false');
+    if (button.isConnected) button.focus({ preventScroll: true });
+  }, { 'aria-haspopup': 'dialog', 'aria-expanded': 'false' });
+  button.append(count);
+  return {
+    mode: modeSwitch.node,
+    button,
+    /** Reflect the chat (mode, focus, cast). */
+    show(next) {
+      chat = next;
+      modeSwitch.show(next);
+      const active = (next.cast ?? []).filter((c) => c.is_active).length;
+      count.textContent = String(active);
+    },
+  };
+}
