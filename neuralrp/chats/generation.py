@@ -202,6 +202,8 @@ class GenerationManager:
         info = await backend.info()
         params = sampling_params(self.settings)
         budget = reply_budget(self.settings, info.context_length)
+        if info.can_tokenize:
+            await self._count_user_message(backend, gen.chat_id, f"{info.kind}:{info.model}")
         exclude = target.message_id if gen.kind != "continue" else None
         keep = target.message_id if gen.kind == "continue" else None
         prompt = await self.engine.build(gen.chat_id, speaker, budget=budget, persist=True,
@@ -210,10 +212,25 @@ class GenerationManager:
             log.info("prompt for chat %d: %s", gen.chat_id, prompt.public())
         return prompt, params
 
+    async def _count_user_message(self, backend: LLMBackend, chat_id: int, counter: str) -> None:
+        """Count the newest user message with the server's tokenizer (cached on the row)."""
+        def newest() -> Any:
+            with self.db.session() as conn:
+                return next((m for m in reversed(store.list_messages(conn, chat_id, limit=4)) if m.role == "user"),
+                            None)
+
+        msg = await asyncio.to_thread(newest)
+        if msg is None or msg.token_counter == counter:
+            return
+        count = await _count(backend, msg.content)
+        if count is not None:
+            with self.db.session() as conn:
+                store.set_token_count(conn, msg.id, count, counter)
+
     async def _finish(self, conn: Any, gen: Generation, target: Target, text: str,
                       backend: LLMBackend | None, *, stopped: bool) -> None:
         count = await _count(backend, text)
-        counter = "backend" if count is not None else LOCAL_COUNTER
+        counter = await _counter_name(backend) if count is not None else LOCAL_COUNTER
 
         def write() -> dict[str, Any]:
             with transaction(conn):
@@ -259,6 +276,14 @@ class GenerationManager:
                 if gen.kind == "reply":
                     store.archive_message(conn, target.message_id, "incomplete")
         return store.get_message(conn, target.message_id).public()
+
+
+async def _counter_name(backend: LLMBackend | None) -> str:
+    """Which tokenizer made a count: the backend's kind and model."""
+    if backend is None:
+        return LOCAL_COUNTER
+    info = await backend.info()
+    return f"{info.kind}:{info.model}"
 
 
 async def _count(backend: LLMBackend | None, text: str) -> int | None:

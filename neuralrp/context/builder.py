@@ -27,6 +27,7 @@ from neuralrp.context.capsules import capsule_text
 from neuralrp.context.sections import Prompt, Section
 from neuralrp.context.state import STICKY_TURNS, CastState, ChatState, Note
 from neuralrp.context.text import card_text, mode_instruction, persona_text, substitute
+from neuralrp.llm.tokens import LOCAL_COUNTER
 
 Count = Callable[[str], int]
 PER_MESSAGE = 4  # chat-template markup around each message
@@ -121,7 +122,9 @@ def _history_candidates(state: ChatState, count: Count, anchor: int | None) -> l
             text = f"{msg.speaker_name}: {text}"
         role = "user" if msg.role == "user" else "assistant"
         notes = [] if index == anchor else [note_section(n, count) for n in state.notes.get(msg.id, [])]
-        section = Section("history", text, count(text) + PER_MESSAGE, role=role, placement="turn",
+        counted = msg.token_count if (msg.token_count and text == msg.content
+                                      and msg.token_counter not in (None, LOCAL_COUNTER)) else count(text)
+        section = Section("history", text, counted + PER_MESSAGE, role=role, placement="turn",
                           source={"message_ids": [msg.id], "turn": msg.turn})
         priority = 1 if index == newest else 9
         out.append(Candidate(priority, newest - index, [*notes, section], (1, index, 1), contiguous="history"))

@@ -205,3 +205,18 @@ def test_card_fields_survive_in_character(llm_settings: Any) -> None:
         chat = new_chat(client)
         char = client.get(f"/api/characters/{chat['cast'][0]['character_id']}").json()
     assert char["card"]["data"]["extensions"] == CARD["data"]["extensions"]
+
+
+def test_backend_token_counts_are_cached_per_message(llm_settings: Any) -> None:
+    fake = FakeLLM("koboldcpp")
+    fake.enqueue("Counted reply here.")
+    with chat_client(llm_settings, fake) as client:
+        chat = new_chat(client)
+        send_streamed(client, chat["id"], "Count these words please")
+        from neuralrp.db.connection import Database
+
+        with Database(llm_settings.db_path).session() as conn:
+            rows = conn.execute("SELECT role, token_count, token_counter FROM messages ORDER BY seq").fetchall()
+    counted = [r for r in rows if r["token_counter"].startswith("koboldcpp:")]
+    assert {r["role"] for r in counted} == {"user", "assistant"}, "both sides counted by the server's tokenizer"
+    assert len(fake.requests_to("/api/extra/tokencount")) == 2
