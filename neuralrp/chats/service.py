@@ -20,8 +20,8 @@ MAX_MESSAGE_CHARS = 100_000
 def chat_public(conn: Any, chat_id: int) -> dict[str, Any]:
     """A chat with its cast, for the API."""
     row = store.get_chat_row(conn, chat_id)
-    cast = [{"character_id": c["character_id"], "name": c["name"], "is_active": bool(c["is_active"])}
-            for c in store.cast_rows(conn, chat_id)]
+    cast = [{"character_id": c["character_id"], "name": c["name"], "is_active": bool(c["is_active"]),
+             "is_npc": c["scope_chat_id"] is not None} for c in store.cast_rows(conn, chat_id)]
     return {"id": row["id"], "uid": row["uid"], "title": row["title"], "mode": row["mode"], "turn": row["turn"],
             "focus_character_id": row["focus_character_id"], "cast": cast, "created_at": row["created_at"],
             "last_activity_at": row["last_activity_at"]}

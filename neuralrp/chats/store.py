@@ -102,7 +102,7 @@ def add_cast_member(conn: Any, chat_id: int, character_id: int, *, active: bool 
 def cast_rows(conn: Any, chat_id: int) -> list[dict[str, Any]]:
     """The chat's cast in position order."""
     rows = conn.execute(
-        "SELECT cc.*, ch.name FROM chat_cast cc JOIN characters ch ON ch.id = cc.character_id"
+        "SELECT cc.*, ch.name, ch.scope_chat_id FROM chat_cast cc JOIN characters ch ON ch.id = cc.character_id"
         " WHERE cc.chat_id = ? ORDER BY cc.position, cc.id",
         (chat_id,),
     )
