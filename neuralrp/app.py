@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from neuralrp import __version__
-from neuralrp.api.routes import chats, library, npcs, system
+from neuralrp.api.routes import chats, library, messages, npcs, search, system
 from neuralrp.api.routes import settings as settings_routes
 from neuralrp.api.routes import summaries as summaries_routes
 from neuralrp.config import Settings
@@ -63,6 +63,8 @@ def create_app(
     app.include_router(library.router)
     app.include_router(chats.router)
     app.include_router(npcs.router)
+    app.include_router(messages.router)
+    app.include_router(search.router)
     app.include_router(settings_routes.router)
     app.include_router(summaries_routes.router)
     app.mount("/", StaticFiles(directory=WEB_DIR, html=True), name="web")

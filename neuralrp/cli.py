@@ -190,6 +190,31 @@ def export_world(ctx: click.Context, name: str, out: Path | None) -> None:
     click.echo(f"wrote {target} ({len(data)} bytes)")
 
 
+@export_group.command(name="training")
+@click.argument("chat_ids", type=int, nargs=-1, required=True)
+@click.option("--format", "fmt", type=click.Choice(["alpaca", "sharegpt", "chatml"]), default="sharegpt",
+              show_default=True)
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True, help="Output .jsonl file.")
+@click.option("--summaries", is_flag=True, help="Put the chat's scene summaries into the system context.")
+@click.option("--no-characters", is_flag=True, help="Leave the character cards out of the system context.")
+@click.pass_context
+def export_training(ctx: click.Context, chat_ids: tuple[int, ...], fmt: str, out: Path, summaries: bool,
+                    no_characters: bool) -> None:
+    """Export chats as fine-tuning data (JSONL, as Unsloth reads it)."""
+    from neuralrp.chats.training import TrainingOptions
+    from neuralrp.chats.training import export_training as export
+    from neuralrp.services import open_database
+
+    options = TrainingOptions(include_characters=not no_characters, include_summaries=summaries)
+    try:
+        with open_database(_settings(ctx)).session() as conn:
+            data = export(conn, list(chat_ids), fmt, options)
+    except NeuralRPError as e:
+        raise click.ClickException(e.message) from e
+    out.write_bytes(data)
+    click.echo(f"wrote {out} ({len(data.splitlines())} examples, {len(data)} bytes)")
+
+
 @cli.command(name="prompt")
 @click.argument("chat_id", type=int)
 @click.option("--json", "as_json", is_flag=True, help="Print the inspector JSON.")

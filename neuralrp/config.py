@@ -101,6 +101,10 @@ class LoggingSettings(Section):
     log_prompts: bool = False
 
 
+class ChatSettings(Section):
+    history_days: int = Field(30, ge=1)
+
+
 class SecuritySettings(Section):
     access_token: str | None = None
     max_upload_mb: int = Field(20, ge=1)
@@ -123,6 +127,7 @@ class Settings(BaseSettings):
     embeddings: EmbeddingSettings = Field(default_factory=EmbeddingSettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
     security: SecuritySettings = Field(default_factory=SecuritySettings)
+    chats: ChatSettings = Field(default_factory=ChatSettings)
 
     @classmethod
     def settings_customise_sources(cls, settings_cls, init_settings, *args, **kwargs):  # type: ignore[no-untyped-def]

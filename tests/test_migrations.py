@@ -63,7 +63,9 @@ EXPECTED_COLUMNS: dict[str, list[str]] = {
     "job_runs": ["job", "last_started_at", "last_finished_at", "last_status", "last_detail"],
     "chat_worlds": ["chat_id", "world_id"],
     "embeddings": ["id", "owner_type", "owner_id", "model", "dim", "content_hash", "created_at"],
+    "messages_fts": ["content", "speaker_name"],
 }
+EXPECTED_TRIGGERS = {"messages_fts_insert", "messages_fts_delete", "messages_fts_update"}
 VEC_TABLES = {"vec_384": 384, "vec_768": 768}
 
 
@@ -87,6 +89,10 @@ def test_blank_db_gets_the_whole_schema(tmp_path: Path) -> None:
     for table, dim in VEC_TABLES.items():
         sql = conn.execute("SELECT sql FROM sqlite_master WHERE name = ?", (table,)).fetchone()["sql"]
         assert f"float[{dim}]" in sql and "vec0" in sql
+    triggers = {r["name"] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'")}
+    assert triggers >= EXPECTED_TRIGGERS
+    fts = conn.execute("SELECT sql FROM sqlite_master WHERE name = 'messages_fts'").fetchone()["sql"]
+    assert "fts5" in fts and "trigram" in fts and "content = 'messages'" in fts
     assert conn.execute("PRAGMA journal_mode").fetchone()["journal_mode"] == "wal"
     assert conn.execute("PRAGMA foreign_keys").fetchone()["foreign_keys"] == 1
     assert conn.execute("PRAGMA integrity_check").fetchone()["integrity_check"] == "ok"
@@ -115,6 +121,31 @@ def test_foreign_keys_cascade(tmp_path: Path) -> None:
     with pytest.raises(driver().IntegrityError):
         conn.execute("INSERT INTO messages (chat_id, seq, turn, role, content, created_at, updated_at) "
                      "VALUES (?, 2, -1, 'user', 'negative turn', ?, ?)", (chat_id, now, now))
+
+
+def test_fts_backfills_and_follows_messages(tmp_path: Path) -> None:
+    conn = connect(tmp_path / "db.db")
+    before = [m for m in bundled_migrations() if m.number < 3]
+    migrate(conn, before)
+    now = "2026-01-01T00:00:00.000+00:00"
+    conn.execute("INSERT INTO chats (uid, created_at, updated_at, last_activity_at) VALUES ('c1', ?, ?, ?)",
+                 (now, now, now))
+    conn.execute("INSERT INTO messages (chat_id, seq, turn, role, content, created_at, updated_at) "
+                 "VALUES (1, 1, 1, 'user', 'an old lantern', ?, ?)", (now, now))
+    migrate(conn)
+
+    def hits(term: str) -> int:
+        sql = "SELECT count(*) AS n FROM messages_fts WHERE messages_fts MATCH ?"
+        return int(conn.execute(sql, (f'"{term}"',)).fetchone()["n"])
+
+    assert hits("lantern") == 1
+    conn.execute("UPDATE messages SET content = 'a new candle' WHERE id = 1")
+    assert (hits("lantern"), hits("candle")) == (0, 1)
+    conn.execute("UPDATE messages SET archived = 1 WHERE id = 1")
+    assert hits("candle") == 1
+    conn.execute("DELETE FROM chats")
+    assert hits("candle") == 0
+    assert conn.execute("INSERT INTO messages_fts (messages_fts) VALUES ('integrity-check')").rowcount != 0
 
 
 def test_failed_migration_leaves_nothing_behind(tmp_path: Path) -> None:
@@ -154,7 +185,7 @@ def test_cli_migrate_and_list(tmp_path: Path) -> None:
     assert "pending  0001_initial" in listed.output
     done = runner.invoke(cli, ["migrate"], env=env)
     assert done.exit_code == 0, done.output
-    assert "applied 2 migration(s): 0001_initial, 0002_context_engine" in done.output
+    assert "applied 3 migration(s): 0001_initial, 0002_context_engine, 0003_chat_craft" in done.output
     again = runner.invoke(cli, ["migrate", "--list"], env=env)
     assert "applied  0001_initial" in again.output
     assert runner.invoke(cli, ["migrate"], env=env).output.strip() == "schema is up to date"

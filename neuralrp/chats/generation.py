@@ -51,13 +51,15 @@ class Generation:
         self.finished = asyncio.Event()
         self._changed = asyncio.Condition()
         self.task: asyncio.Task[None] | None = None
+        self.on_end: Callable[[], None] = lambda: None
 
     async def publish(self, event: dict[str, Any]) -> None:
-        """Append an event and wake listeners."""
+        """Append an event and wake listeners; a final event first frees the chat for the next reply."""
         async with self._changed:
-            self.events.append(event)
             if event["type"] in ("done", "error"):
+                self.on_end()
                 self.finished.set()
+            self.events.append(event)
             self._changed.notify_all()
 
     async def follow(self) -> AsyncIterator[dict[str, Any]]:
@@ -115,6 +117,7 @@ class GenerationManager:
         self.ensure_idle(chat_id)
         gen = Generation(chat_id, kind)
         self.active[chat_id] = gen
+        gen.on_end = lambda: self.active.pop(chat_id, None) if self.active.get(chat_id) is gen else None
         try:
             target, speaker = await asyncio.to_thread(self._prepare, chat_id, kind)
         except BaseException:
@@ -184,7 +187,7 @@ class GenerationManager:
                     await gen.publish({"type": "token", "text": chunk.text})
             await self._finish(conn, gen, target, text, backend, stopped=False)
             for hook in self.after_reply:
-                await hook(gen.chat_id, prompt)
+                await hook(gen.chat_id, prompt)  # hooks only schedule background work
         except asyncio.CancelledError:
             if text == target.base_text:
                 message = await asyncio.to_thread(self._restore, conn, gen, target)
@@ -195,7 +198,7 @@ class GenerationManager:
             await self._fail(conn, gen, target, text, e)
         finally:
             conn.close()
-            self.active.pop(gen.chat_id, None)
+            gen.on_end()  # (no-op when a final event already freed the chat)
 
     async def _prompt(self, backend: LLMBackend, gen: Generation, target: Target,
                       speaker: Character | None) -> tuple[Prompt, SamplingParams]:

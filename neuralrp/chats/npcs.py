@@ -85,7 +85,7 @@ def delete_npc(conn: Any, npc_id: int) -> None:
 
 def promote_npc(library: Library, npc_id: int) -> chars.Character:
     """Make an NPC a global character: it joins the library and gets a card file in characters/."""
-    with library.db.session() as conn, transaction(conn):
+    with library.lock, library.db.session() as conn, transaction(conn):
         npc = _get_npc(conn, npc_id)
         clash = conn.execute("SELECT id FROM characters WHERE scope_chat_id IS NULL AND name = ? COLLATE NOCASE",
                              (npc.name,)).fetchone()

@@ -89,8 +89,9 @@ def _head_candidates(state: ChatState, count: Count) -> list[Candidate]:
     if persona:
         section = Section("persona", persona, count(persona), source={"name": state.user_name})
         out.append(Candidate(5, 0, [section], (0, 1, 0)))
+    char_name = state.speaker.name if state.speaker else next((c.character.name for c in state.active_cast), "")
     for rank, entry in enumerate(state.canon_law):
-        text = f"[Canon law] {entry.content.strip()}"
+        text = f"[Canon law] {substitute(entry.content.strip(), char_name, state.user_name)}"
         src = {"entry_id": entry.id, "world_id": entry.world_id, "reason": "canon_law", "score": 1.0}
         out.append(Candidate(6, rank, [Section("canon_law", text, count(text), source=src)], (0, 2, rank)))
     for index, item in enumerate(state.summaries):
@@ -159,8 +160,9 @@ def _new_notes(state: ChatState, count: Count, anchor: int | None) -> list[Candi
     seen = {n.source.get("entry_id") for mid, notes in state.notes.items() if mid != anchor_id
             for n in notes if n.kind == "lore"}
     out = []
+    char_name = state.speaker.name if state.speaker else next((c.character.name for c in state.active_cast), "")
     for rank, hit in enumerate(h for h in state.lore if h.entry.id not in seen and not h.entry.canon_law):
-        text = hit.entry.content.strip()
+        text = substitute(hit.entry.content.strip(), char_name, state.user_name)
         src = {"entry_id": hit.entry.id, "world_id": hit.entry.world_id, "reason": hit.reason,
                "score": round(hit.score, 4), "matched": list(hit.matched)}
         if text:

@@ -6,13 +6,16 @@ transaction, so a bad file never changes what is stored.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
 import shutil
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from neuralrp.clock import iso
 from neuralrp.db.connection import Database, transaction
@@ -30,6 +33,7 @@ from neuralrp.library.worldfile import (
 )
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 CARD_SUFFIXES = (".png", ".json")
 
 
@@ -62,6 +66,17 @@ def card_hash(card: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(card, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
 
 
+def locked(method: Callable[..., T]) -> Callable[..., T]:
+    """Run a Library method holding the library lock, so folder sync never sees a half-done write."""
+
+    @functools.wraps(method)
+    def wrapper(self: Library, *args: Any, **kwargs: Any) -> T:
+        with self.lock:
+            return method(self, *args, **kwargs)
+
+    return wrapper
+
+
 class Library:
     """Cards and worlds in the DB plus their files under the data dir."""
 
@@ -69,6 +84,8 @@ class Library:
         self.db = db
         self.paths = LibraryPaths(data_dir)
         self.max_bytes = max_bytes
+        # held while a DB change and its mirror file are written; the folder scan takes it per file
+        self.lock = threading.RLock()
 
     def _check_size(self, data: bytes, filename: str) -> None:
         if len(data) > self.max_bytes:
@@ -88,6 +105,7 @@ class Library:
                 return int(row["id"])
         return None
 
+    @locked
     def import_card(self, data: bytes, filename: str, *, mirror: str | None = None) -> ImportResult:
         """Store a card file; `mirror` names its file in characters/ when it came from there."""
         parsed = self.parse(data, filename)
@@ -178,6 +196,7 @@ class Library:
         record_change(conn, entity, entity_id, "sync_conflict", content, None,
                       f"{table}/{path.name} was edited outside NeuralRP; the newer library edit replaced it")
 
+    @locked
     def update_card(self, cid: int, card: Any) -> chars.Character:
         """Replace a card (history kept, file rewritten); a bad card changes nothing."""
         with self.db.session() as conn, transaction(conn):
@@ -187,6 +206,7 @@ class Library:
             self.write_character_file(conn, cid)
             return chars.get_character(conn, cid)
 
+    @locked
     def delete_character(self, cid: int) -> None:
         """Delete a character not used in any chat; its card is kept in history and its file in trash/."""
         with self.db.session() as conn, transaction(conn):
@@ -205,6 +225,7 @@ class Library:
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.move(str(path), target)
 
+    @locked
     def import_world(self, data: bytes, filename: str, *, mirror: str | None = None) -> ImportResult:
         """Store a SillyTavern World Info file as a world."""
         self._check_size(data, filename)
@@ -239,6 +260,7 @@ class Library:
             world = worlds.get_world(conn, wid)
         return export_world_info_json(world.lorebook()), f"{safe_stem(world.name)}.json"
 
+    @locked
     def save_world(self, wid: int, entries: list[Any], name: str | None = None) -> worlds.World:
         """Replace a world's entries (history kept, files rewritten)."""
         with self.db.session() as conn, transaction(conn):
@@ -252,6 +274,7 @@ class Library:
                 self.write_world_file(conn, wid)
             return after
 
+    @locked
     def create_world(self, name: str) -> int:
         """An empty world."""
         with self.db.session() as conn, transaction(conn):
@@ -259,6 +282,7 @@ class Library:
             self.write_world_file(conn, wid)
         return wid
 
+    @locked
     def delete_world(self, wid: int) -> None:
         """Delete a world; its entries stay in history and its file goes to trash/."""
         with self.db.session() as conn, transaction(conn):

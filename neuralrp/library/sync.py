@@ -56,10 +56,13 @@ def scan(library: Library) -> SyncReport:
     """Bring the DB and the characters/ and worlds/ folders in line."""
     report = SyncReport()
     for path in _files(library.paths.characters, (".png", ".json")):
-        _sync_character_file(library, path, report)
+        with library.lock:
+            _sync_character_file(library, path, report)
     for path in _files(library.paths.worlds, (".json",)):
-        _sync_world_file(library, path, report)
-    _forget_missing(library, report)
+        with library.lock:
+            _sync_world_file(library, path, report)
+    with library.lock:
+        _forget_missing(library, report)
     return report
 
 

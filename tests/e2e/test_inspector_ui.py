@@ -389,6 +389,27 @@ def test_summaries_window(page: Page, page_log: PageLog, app_url: str, library: 
     assert_clean(page_log)
 
 
+def test_untrusted_names_and_text_are_never_html(page: Page, page_log: PageLog, app_url: str) -> None:
+    name = '<img src=x onerror="window.__pwned=1">'
+    card = {"name": name, "description": "<b id=bold>bold</b> <script>window.__pwned=2</script>", "first_mes": ""}
+    made = api(app_url, "POST", "/api/characters", json=card)
+    chat = new_chat(app_url, [made["id"]])
+    page.goto(f"/#/chat/{chat['id']}")
+    page.get_by_role("button", name="Prompt").click()
+    panel = inspector(page)
+    card_row = panel.locator(".insp-item[data-kind=card_full]")
+    expect(card_row.locator(".insp-source")).to_have_text(f"{name} · full card")
+    card_row.locator("summary").click()
+    expect(card_row.locator(".insp-text")).to_contain_text("<b id=bold>bold</b> <script>window.__pwned=2</script>")
+    page.get_by_role("button", name="Cast").click()
+    cast = page.get_by_role("dialog", name="Cast")
+    expect(cast.get_by_role("switch", name=name)).to_be_checked()
+    expect(page.get_by_role("combobox", name="Focus character").locator("option")).to_have_text([name])
+    assert page.locator("img[src=x], #bold").count() == 0
+    assert page.evaluate("window.__pwned") is None
+    assert_clean(page_log)
+
+
 def test_screenshots(open_chat_page: Callable[..., Page], page_log: PageLog, app_url: str,
                      library: dict[str, int], screenshot_dir: Path) -> None:
     chat = new_chat(app_url, [library["Seraphina"], library["Borin"]], title="Glade at dusk")

@@ -1,4 +1,4 @@
-"""Chat routes: create, list, read messages, send (streamed), regenerate, continue, stop, swipes."""
+"""Chat routes: create, list, read messages, send (streamed), regenerate, continue, stop, swipes, fork, export."""
 
 from __future__ import annotations
 
@@ -14,8 +14,10 @@ from sse_starlette import EventSourceResponse
 
 from neuralrp.api.deps import ConnDep
 from neuralrp.chats import service, store
+from neuralrp.chats.fork import fork_chat
 from neuralrp.chats.generation import Generation, GenerationManager, Kind
 from neuralrp.chats.st_io import export_st_chat
+from neuralrp.chats.training import TrainingOptions, export_training
 from neuralrp.errors import BackendError, InvalidInput
 from neuralrp.library.importer import import_bytes
 
@@ -63,6 +65,36 @@ class SwipeSelect(BaseModel):
     """Which swipe to show."""
 
     index: int
+
+
+class ForkRequest(BaseModel):
+    """Fork (Save As) from this message; the title defaults to "<title> (fork)"."""
+
+    message_id: int
+    title: str | None = None
+
+
+class TrainingExport(BaseModel):
+    """Training data for several chats (all chats when chat_ids is empty)."""
+
+    chat_ids: list[int] = Field(default_factory=list)
+    format: Literal["alpaca", "sharegpt", "chatml"] = "sharegpt"
+    include_characters: bool = True
+    include_summaries: bool = False
+    speaker_names: Literal["auto", "always", "never"] = "auto"
+    alpaca_history: int = Field(10, ge=0, le=200)
+    chatml_text: bool = False
+
+    def options(self) -> TrainingOptions:
+        """The export options."""
+        return TrainingOptions(self.include_characters, self.include_summaries, self.speaker_names,
+                               self.alpaca_history, self.chatml_text)
+
+
+def _download(data: bytes, filename: str) -> Response:
+    quoted = filename.encode("ascii", "replace").decode().replace('"', "")
+    return Response(data, media_type="application/jsonl",
+                    headers={"Content-Disposition": f'attachment; filename="{quoted}"'})
 
 
 def _manager(request: Request) -> GenerationManager:
@@ -206,12 +238,34 @@ def choose_swipe(chat_id: int, message_id: int, body: SwipeSelect, conn: ConnDep
     return service.select_swipe(conn, message_id, body.index).public()
 
 
+@router.post("/export/training")
+def export_training_many(body: TrainingExport, conn: ConnDep) -> Response:
+    """Training data (JSONL) for several chats, or all chats when chat_ids is empty."""
+    for chat_id in body.chat_ids:
+        store.get_chat_row(conn, chat_id)
+    return _download(export_training(conn, body.chat_ids, body.format, body.options()),
+                     f"neuralrp-training-{body.format}.jsonl")
+
+
+@router.post("/{chat_id}/fork", status_code=201)
+def fork(chat_id: int, body: ForkRequest, conn: ConnDep) -> dict[str, Any]:
+    """Save As: a new chat with everything up to and including this message; the original is untouched."""
+    new_id = fork_chat(conn, chat_id, body.message_id, title=body.title)
+    public = service.chat_public(conn, new_id)
+    public.update(forked_from_chat_id=chat_id, forked_from_message_id=body.message_id)
+    return public
+
+
 @router.get("/{chat_id}/export")
-def export_chat(chat_id: int, conn: ConnDep, format: str = "jsonl") -> Response:  # noqa: A002
-    """Download the chat as a SillyTavern .jsonl file."""
-    if format != "jsonl":
-        raise InvalidInput(f"unknown chat export format '{format}'; use jsonl (training formats: /export/training)")
-    data, filename = export_st_chat(conn, chat_id)
-    quoted = filename.encode("ascii", "replace").decode().replace('"', "")
-    return Response(data, media_type="application/jsonl",
-                    headers={"Content-Disposition": f'attachment; filename="{quoted}"'})
+def export_chat(chat_id: int, conn: ConnDep, format: str = "jsonl",  # noqa: A002
+                include_characters: bool = True, include_summaries: bool = False,
+                speaker_names: Literal["auto", "always", "never"] = "auto", chatml_text: bool = False) -> Response:
+    """Download the chat as SillyTavern .jsonl, or as training data (alpaca | sharegpt | chatml JSONL)."""
+    if format == "jsonl":
+        data, filename = export_st_chat(conn, chat_id)
+        return _download(data, filename)
+    if format not in ("alpaca", "sharegpt", "chatml"):
+        raise InvalidInput(f"unknown chat export format '{format}'; use jsonl, alpaca, sharegpt or chatml")
+    title = store.get_chat_row(conn, chat_id)["title"] or f"chat-{chat_id}"
+    options = TrainingOptions(include_characters, include_summaries, speaker_names, chatml_text=chatml_text)
+    return _download(export_training(conn, [chat_id], format, options), f"{title}-{format}.jsonl")

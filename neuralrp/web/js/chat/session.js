@@ -65,7 +65,8 @@ export function openChat(container, chatId, { signal, onActivity: listChanged = 
   const inspector = createInspector({ chatId, signal });
   const cast = createCastControls({ chatId, signal, onChange: (chat) => showChat(chat) });
   const header = chatHeader({ mode: cast.mode,
-    tools: [cast.button, summariesButton({ chatId, onChanged: () => load() }), inspector.button] });
+    tools: [cast.button, summariesButton({ chatId, onChanged: () => (generating ? inspector.refresh() : load()) }),
+      inspector.button] });
   /** After a reply: refresh the chat list and the open prompt inspector. */
   const onActivity = () => { listChanged(); inspector.refresh(); };
   /** Show the chat's name, cast and mode everywhere. */
