@@ -94,13 +94,19 @@ def page_log() -> PageLog:
     return PageLog()
 
 
+@pytest.fixture(scope="module")
+def app_url(live_server: str) -> str:
+    """The app the pages open; a test module overrides this fixture to serve its own app."""
+    return live_server
+
+
 @pytest.fixture
-def open_page(browser: Browser, live_server: str, page_log: PageLog) -> Iterator[Callable[..., Page]]:
-    """Factory: open_page(viewport=DESKTOP, **context_options) -> a fresh page on the live server."""
+def open_page(browser: Browser, app_url: str, page_log: PageLog) -> Iterator[Callable[..., Page]]:
+    """Factory: open_page(viewport=DESKTOP, **context_options) -> a fresh page on the module's app."""
     contexts = []
 
     def factory(viewport: dict[str, int] | None = None, **options: Any) -> Page:
-        context = browser.new_context(viewport=viewport or DESKTOP, base_url=live_server, **options)
+        context = browser.new_context(viewport=viewport or DESKTOP, base_url=app_url, **options)
         contexts.append(context)
         page = context.new_page()
         page.set_default_timeout(10_000)

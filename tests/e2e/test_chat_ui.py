@@ -22,7 +22,7 @@ from tests.e2e.conftest import DESKTOP, PHONE, PageLog
 from tests.fakes import FakeLLM, LiveServer
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Browser, Locator, Page
+    from playwright.sync_api import Locator, Page
 
 pytestmark = pytest.mark.playwright
 
@@ -74,28 +74,6 @@ def _fresh_fake(fake: FakeLLM) -> Iterator[None]:
     fake.set_fault("slow", between=0.15)
 
 
-@pytest.fixture
-def open_chat_page(browser: Browser, app_url: str, page_log: PageLog) -> Iterator[Callable[..., Page]]:
-    """Factory: a fresh page on this module's app (desktop unless a viewport is given)."""
-    contexts = []
-
-    def factory(viewport: dict[str, int] | None = None, **options: Any) -> Page:
-        context = browser.new_context(viewport=viewport or DESKTOP, base_url=app_url, **options)
-        contexts.append(context)
-        page = context.new_page()
-        page.set_default_timeout(10_000)
-        page.on("console", page_log.on_console)
-        page.on("pageerror", page_log.on_page_error)
-        return page
-
-    yield factory
-    for context in contexts:
-        context.close()
-
-
-@pytest.fixture
-def page(open_chat_page: Callable[..., Page]) -> Page:
-    return open_chat_page()
 
 
 def new_chat(app_url: str, name: str = "Seraphina") -> dict[str, Any]:
@@ -333,16 +311,16 @@ def test_broken_stream_marks_the_reply_incomplete(page: Page, page_log: PageLog,
     assert_clean(page_log)
 
 
-def test_reply_in_progress_is_shown_when_opening_the_chat(open_chat_page: Callable[..., Page], page_log: PageLog,
+def test_reply_in_progress_is_shown_when_opening_the_chat(open_page: Callable[..., Page], page_log: PageLog,
                                                           fake: FakeLLM, app_url: str) -> None:
     chat = new_chat(app_url)
     fake.enqueue("A reply written while nobody watched the page at all, word after word after word.")
-    writer = open_chat_page()
+    writer = open_page()
     writer.goto(f"/#/chat/{chat['id']}")
     send(writer, "Hello")
     wait_for_text(last_reply_text(writer), 3)
 
-    viewer = open_chat_page()
+    viewer = open_page()
     viewer.goto(f"/#/chat/{chat['id']}")
     expect(viewer.get_by_text("A reply is in progress")).to_be_visible()
     expect(viewer.get_by_role("button", name="Stop")).to_be_visible()
@@ -432,7 +410,7 @@ def test_sse_parser_handles_crlf_and_split_chunks(page: Page, page_log: PageLog)
     assert_clean(page_log)
 
 
-def test_screenshots(open_chat_page: Callable[..., Page], page_log: PageLog, fake: FakeLLM, app_url: str,
+def test_screenshots(open_page: Callable[..., Page], page_log: PageLog, fake: FakeLLM, app_url: str,
                      screenshot_dir: Path) -> None:
     chat = new_chat(app_url, name="Mira")
     fake.enqueue(
@@ -440,7 +418,7 @@ def test_screenshots(open_chat_page: Callable[..., Page], page_log: PageLog, fak
         'The road past the ridge is no place to be after dark."\n\n*She sets a cup of tea on the table.* '
         "**Sit.** Tell me where you are headed.",
         "First version.", "Second version of the reply.")
-    writer = open_chat_page()
+    writer = open_page()
     writer.goto(f"/#/chat/{chat['id']}")
     send(writer, "I knock on the door of the little cabin and ask if I can rest by the fire for a while.")
     expect(writer.get_by_role("button", name="Send", exact=True)).to_be_enabled(timeout=20_000)
@@ -453,7 +431,7 @@ def test_screenshots(open_chat_page: Callable[..., Page], page_log: PageLog, fak
     for label, viewport, options in (("desktop", DESKTOP, {}),
                                      ("phone", PHONE, {"is_mobile": True, "has_touch": True,
                                                        "device_scale_factor": 2})):
-        page = open_chat_page(viewport, **options)
+        page = open_page(viewport, **options)
         page.goto(f"/#/chat/{chat['id']}")
         expect(page.locator(".swipe-count")).to_have_text("2/2")
         path = screenshot_dir / f"chat-{label}.png"

@@ -24,7 +24,7 @@ from tests.e2e.conftest import DESKTOP, PHONE, PageLog
 from tests.fakes import FakeLLM, LiveServer
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Browser, Locator, Page
+    from playwright.sync_api import Locator, Page
 
 pytestmark = pytest.mark.playwright
 
@@ -84,28 +84,6 @@ def _fresh_fake(fake: FakeLLM) -> Iterator[None]:
     fake.clear_faults()
 
 
-@pytest.fixture
-def open_chat_page(browser: Browser, app_url: str, page_log: PageLog) -> Iterator[Callable[..., Page]]:
-    """Factory: a fresh page on this module's app (desktop unless a viewport is given)."""
-    contexts = []
-
-    def factory(viewport: dict[str, int] | None = None, **options: Any) -> Page:
-        context = browser.new_context(viewport=viewport or DESKTOP, base_url=app_url, **options)
-        contexts.append(context)
-        page = context.new_page()
-        page.set_default_timeout(10_000)
-        page.on("console", page_log.on_console)
-        page.on("pageerror", page_log.on_page_error)
-        return page
-
-    yield factory
-    for context in contexts:
-        context.close()
-
-
-@pytest.fixture
-def page(open_chat_page: Callable[..., Page]) -> Page:
-    return open_chat_page()
 
 
 def api(app_url: str, method: str, path: str, **kwargs: Any) -> Any:
@@ -171,9 +149,9 @@ def sync_inspector(page: Page, app_url: str, chat_id: int) -> dict[str, Any]:
 
 
 def test_inspector_matches_the_prompt_and_follows_mode_and_cast(
-        open_chat_page: Callable[..., Page], page_log: PageLog, app_url: str, library: dict[str, int]) -> None:
+        open_page: Callable[..., Page], page_log: PageLog, app_url: str, library: dict[str, int]) -> None:
     chat = new_chat(app_url, [library["Seraphina"], library["Borin"]])
-    page = open_chat_page(permissions=["clipboard-read", "clipboard-write"])
+    page = open_page(permissions=["clipboard-read", "clipboard-write"])
     page.goto(f"/#/chat/{chat['id']}")
     prompt_button = page.get_by_role("button", name="Prompt")
     prompt_button.click()
@@ -410,7 +388,7 @@ def test_untrusted_names_and_text_are_never_html(page: Page, page_log: PageLog, 
     assert_clean(page_log)
 
 
-def test_screenshots(open_chat_page: Callable[..., Page], page_log: PageLog, app_url: str,
+def test_screenshots(open_page: Callable[..., Page], page_log: PageLog, app_url: str,
                      library: dict[str, int], screenshot_dir: Path) -> None:
     chat = new_chat(app_url, [library["Seraphina"], library["Borin"]], title="Glade at dusk")
     add_turns(app_url, chat["id"], [LORE_MESSAGE, "Borin, what do you think?", "Let us rest by the fire.",
@@ -422,7 +400,7 @@ def test_screenshots(open_chat_page: Callable[..., Page], page_log: PageLog, app
     for label, viewport, options in (("desktop", DESKTOP, {}),
                                      ("phone", PHONE, {"is_mobile": True, "has_touch": True,
                                                        "device_scale_factor": 2})):
-        page = open_chat_page(viewport, **options)
+        page = open_page(viewport, **options)
         page.goto(f"/#/chat/{chat['id']}")
         expect(page.locator(".msg").first).to_be_visible()
         path = screenshot_dir / f"inspector-chat-{label}.png"

@@ -16,7 +16,7 @@ from tests.e2e.conftest import DESKTOP, PHONE, PageLog
 from tests.fakes import FakeLLM, LiveServer
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Browser, Locator, Page, Request
+    from playwright.sync_api import Locator, Page, Request
 
 pytestmark = pytest.mark.playwright
 
@@ -51,24 +51,16 @@ def app_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture
-def open_settings_page(browser: Browser, app_url: str, page_log: PageLog) -> Iterator[Callable[..., Page]]:
+def open_settings_page(open_page: Callable[..., Page]) -> Callable[..., Page]:
     """Factory: a fresh page on this module's app, showing the settings view."""
-    contexts = []
 
     def factory(viewport: dict[str, int] | None = None, **options: Any) -> Page:
-        context = browser.new_context(viewport=viewport or DESKTOP, base_url=app_url, **options)
-        contexts.append(context)
-        page = context.new_page()
-        page.set_default_timeout(10_000)
-        page.on("console", page_log.on_console)
-        page.on("pageerror", page_log.on_page_error)
+        page = open_page(viewport, **options)
         page.goto("/#/settings")
         expect(page.get_by_label("Temperature")).to_be_visible()
         return page
 
-    yield factory
-    for context in contexts:
-        context.close()
+    return factory
 
 
 @pytest.fixture
