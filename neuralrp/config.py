@@ -99,6 +99,24 @@ class LoggingSettings(Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     format: Literal["text", "json"] = "text"
     log_prompts: bool = False
+    max_mb: int = Field(10, ge=1)
+    keep_files: int = Field(10, ge=1)
+    rotate_daily: bool = True
+
+
+class BackupSettings(Section):
+    enabled: bool = True
+    every_hours: float = Field(24, gt=0)
+    retention_days: int = Field(30, ge=1)
+    keep_at_least: int = Field(3, ge=1)
+
+
+class RetentionSettings(Section):
+    unnamed_chat_days: int = Field(0, ge=0)
+    autosave_days: int = Field(0, ge=0)
+    archived_message_days: int = Field(0, ge=0)
+    metrics_days: int = Field(30, ge=0)
+    vacuum_every_days: int = Field(7, ge=0)
 
 
 class ChatSettings(Section):
@@ -108,6 +126,8 @@ class ChatSettings(Section):
 class SecuritySettings(Section):
     access_token: str | None = None
     max_upload_mb: int = Field(20, ge=1)
+    allowed_hosts: list[str] = Field(default_factory=list)
+    max_json_depth: int = Field(64, ge=8)
 
 
 class Settings(BaseSettings):
@@ -128,6 +148,8 @@ class Settings(BaseSettings):
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
     security: SecuritySettings = Field(default_factory=SecuritySettings)
     chats: ChatSettings = Field(default_factory=ChatSettings)
+    backups: BackupSettings = Field(default_factory=BackupSettings)
+    retention: RetentionSettings = Field(default_factory=RetentionSettings)
 
     @classmethod
     def settings_customise_sources(cls, settings_cls, init_settings, *args, **kwargs):  # type: ignore[no-untyped-def]
