@@ -13,11 +13,12 @@ from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from neuralrp import __version__
-from neuralrp.api.routes import chats, library, messages, npcs, search, system
+from neuralrp.api.routes import backups, cardgen, chats, library, messages, npcs, search, system
 from neuralrp.api.routes import settings as settings_routes
 from neuralrp.api.routes import summaries as summaries_routes
 from neuralrp.config import Settings
 from neuralrp.errors import NeuralRPError
+from neuralrp.security import install_security
 from neuralrp.services import start_services, stop_services
 
 log = logging.getLogger(__name__)
@@ -61,11 +62,14 @@ def create_app(
     app.add_exception_handler(NeuralRPError, _neuralrp_error)
     app.include_router(system.router)
     app.include_router(library.router)
+    app.include_router(cardgen.router)
     app.include_router(chats.router)
     app.include_router(npcs.router)
     app.include_router(messages.router)
     app.include_router(search.router)
     app.include_router(settings_routes.router)
     app.include_router(summaries_routes.router)
+    app.include_router(backups.router)
+    install_security(app, settings)
     app.mount("/", StaticFiles(directory=WEB_DIR, html=True), name="web")
     return app

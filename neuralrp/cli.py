@@ -64,6 +64,11 @@ def serve(ctx: click.Context, host: str | None, port: int | None, data_dir: Path
     if model or demo:
         overrides["local"] = {"model_path": str(model.resolve())} if model else {"demo": True}
     settings = _settings(ctx, overrides)
+    from neuralrp.security import bind_problem
+
+    problem = bind_problem(settings)
+    if problem:
+        raise click.ClickException(problem)
     if offer_demo and _wants_demo(settings):
         settings.local.demo = True
     configure_logging(settings)
@@ -288,3 +293,62 @@ def doctor(ctx: click.Context) -> None:
         sys.exit(1)
     click.echo("all required checks passed.")
 
+
+
+@cli.group(name="backup")
+def backup_group() -> None:
+    """Create, list and restore database backups (in DATA_DIR/backups)."""
+
+
+@backup_group.command(name="create")
+@click.option("--label", default="manual", show_default=True, help="Suffix of the file name (a-z, 0-9, - and _).")
+@click.pass_context
+def backup_create(ctx: click.Context, label: str) -> None:
+    """Make a compressed, verified backup now (safe while the server runs)."""
+    from neuralrp.clock import utcnow
+    from neuralrp.ops.backup import create_backup
+    from neuralrp.ops.scheduler import backups_dir
+    from neuralrp.services import open_database
+
+    settings = _settings(ctx)
+    try:
+        info = create_backup(open_database(settings), backups_dir(settings), now=utcnow(), label=label)
+    except NeuralRPError as e:
+        raise click.ClickException(e.message) from e
+    click.echo(f"wrote {info.path} ({info.size_bytes} bytes, verified)")
+
+
+@backup_group.command(name="list")
+@click.pass_context
+def backup_list(ctx: click.Context) -> None:
+    """List backups, newest first."""
+    from neuralrp.ops.backup import list_backups
+    from neuralrp.ops.scheduler import backups_dir
+
+    found = list_backups(backups_dir(_settings(ctx)))
+    for b in found:
+        click.echo(f"{b.name}  {b.size_bytes:>12} bytes  {b.created_at.isoformat(timespec='seconds')}")
+    if not found:
+        click.echo("no backups yet")
+
+
+@backup_group.command(name="restore")
+@click.argument("name")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.pass_context
+def backup_restore(ctx: click.Context, name: str, yes: bool) -> None:
+    """Replace the database by backup NAME (stop `neuralrp serve` first; a pre-restore backup is kept)."""
+    from neuralrp.clock import utcnow
+    from neuralrp.db.connection import Database
+    from neuralrp.ops.backup import restore_backup
+    from neuralrp.ops.scheduler import backups_dir
+
+    settings = _settings(ctx)
+    if not yes:
+        click.confirm(f"Replace {settings.db_path} by {name}? Stop the server first.", abort=True)
+    try:
+        report = restore_backup(Database(settings.db_path), backups_dir(settings), name, now=utcnow())
+    except NeuralRPError as e:
+        raise click.ClickException(e.message) from e
+    click.echo(f"restored {report.restored} (schema version {report.schema_version}); "
+               f"previous database kept as {report.pre_restore or 'nothing (there was none)'}")

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 
@@ -20,6 +21,7 @@ from neuralrp.db.migrations import migrate
 from neuralrp.library.service import Library
 from neuralrp.library.sync import scan, watch
 from neuralrp.llm.runtime import LLMRuntime, start_runtime
+from neuralrp.ops.scheduler import Scheduler, make_scheduler
 from neuralrp.ops.ui_settings import LiveSettings
 from neuralrp.retrieval.embedder import LazyEmbedder, make_embedder
 
@@ -72,6 +74,7 @@ class Services:
     summarizer: Summarizer
     capsules: CapsuleWriter
     sync_task: asyncio.Task[None] | None
+    scheduler: Scheduler
 
 
 async def start_services(settings: Settings, llm_transport: httpx.AsyncBaseTransport | None) -> Services:
@@ -90,11 +93,15 @@ async def start_services(settings: Settings, llm_transport: httpx.AsyncBaseTrans
     summarizer = Summarizer(db, lambda: live.current, lambda: runtime.backend, busy=busy)
     capsules = CapsuleWriter(db, lambda: live.current, lambda: runtime.backend, busy=busy)
     generations.after_reply.extend([summarizer.after_reply, capsules.after_reply])
-    return Services(db, library, live, runtime, embedder, prompts, generations, summarizer, capsules, sync_task)
+    scheduler = make_scheduler(db, settings)
+    scheduler.start()
+    return Services(db, library, live, runtime, embedder, prompts, generations, summarizer, capsules, sync_task,
+                    scheduler)
 
 
 async def stop_services(services: Services) -> None:
-    """Stop replies first, then background writers, the LLM runtime and the folder watcher."""
+    """Stop the scheduler and replies first, then background writers, the LLM runtime and the folder watcher."""
+    await asyncio.to_thread(services.scheduler.stop)
     await services.generations.aclose()
     await services.summarizer.aclose()
     await services.capsules.aclose()
@@ -103,3 +110,14 @@ async def stop_services(services: Services) -> None:
         services.sync_task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await services.sync_task
+
+
+async def quiesce_writers(state: Services | Any) -> None:
+    """Before a restore: stop running replies, summary folds and capsule jobs (new ones may start afterwards).
+
+    `state` is the Services or the app.state that carries the same fields.
+    """
+    await state.generations.aclose()
+    await state.summarizer.aclose()
+    state.summarizer._closed = False  # aclose() is meant for shutdown; reopen it for use after the restore
+    await state.capsules.aclose()

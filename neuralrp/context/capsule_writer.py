@@ -13,6 +13,7 @@ import logging
 import re
 from collections.abc import Callable
 
+from neuralrp.cardgen.prompts import CAPSULE_PARAMS, capsule_request
 from neuralrp.config import Settings
 from neuralrp.context.capsules import card_digest
 from neuralrp.context.sections import Prompt
@@ -20,28 +21,11 @@ from neuralrp.context.state import STICKY_TURNS
 from neuralrp.db.connection import Database
 from neuralrp.errors import BackendError
 from neuralrp.library.characters import Character, get_character
-from neuralrp.llm.types import ChatMessage, LLMBackend, SamplingParams
+from neuralrp.llm.types import LLMBackend
 
 log = logging.getLogger(__name__)
 
-CAPSULE_INSTRUCTIONS = (
-    "You condense a roleplay character card into a capsule that keeps the character's voice distinct in a "
-    "long story. Write ONE line in this form and nothing else:\n"
-    "[NAME — role in one short phrase. Traits: 4-8 comma-separated traits. Speech: how they talk, in a few "
-    "words. Example: \"one short line they would say\"]\n"
-    "Use only what the card says. At most 70 words."
-)
 MAX_WORDS = 90
-_PARAMS = SamplingParams(temperature=0.3, top_p=0.9, top_k=40, min_p=0.05, repetition_penalty=1.05, max_tokens=160)
-
-
-def capsule_request(char: Character) -> list[ChatMessage]:
-    """The exact messages sent to the LLM for one character's capsule."""
-    fields = [("Name", char.name), ("Description", char.field("description")),
-              ("Personality", char.field("personality")), ("Scenario", char.field("scenario")),
-              ("Example dialogue", char.field("mes_example"))]
-    card = "\n".join(f"{label}: {value.strip()}" for label, value in fields if value.strip())
-    return [ChatMessage("system", CAPSULE_INSTRUCTIONS.replace("NAME", char.name)), ChatMessage("user", card)]
 
 
 def clean_capsule(text: str, name: str) -> str | None:
@@ -93,7 +77,7 @@ class CapsuleWriter:
         if backend is None:
             return None
         try:
-            answer = await backend.complete(capsule_request(char), _PARAMS)
+            answer = await backend.complete(capsule_request(char), CAPSULE_PARAMS)
         except BackendError as e:
             log.warning("capsule for %s not written: %s", char.name, e.message)
             return None

@@ -5,7 +5,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from neuralrp.context.capsule_writer import CAPSULE_INSTRUCTIONS, clean_capsule
+from neuralrp.cardgen.prompts import CAPSULE_INSTRUCTIONS
+from neuralrp.context.capsule_writer import clean_capsule
 from tests.api.chat_helpers import CARD, chat_client
 from tests.fakes import FakeLLM
 

@@ -22,6 +22,7 @@ VIEWS = [
     # (nav link, route, page heading)
     ("Chat", "chat", "Chat"),
     ("Library", "library", "Library"),
+    ("Search", "search", "Search"),
     ("Images", "images", "Images"),
     ("Settings", "settings", "Settings"),
     ("Status", "status", "System status"),
@@ -50,7 +51,7 @@ def fetch_status(base_url: str) -> dict[str, Any]:
     return response.json()  # type: ignore[no-any-return]
 
 
-def test_root_redirects_to_chat_and_nav_has_five_links(page: Page, page_log: PageLog) -> None:
+def test_root_redirects_to_chat_and_nav_has_six_links(page: Page, page_log: PageLog) -> None:
     page.goto("/")
     expect(page).to_have_url(re.compile(r"#/chat$"))
     nav = main_nav(page)

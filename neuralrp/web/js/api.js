@@ -62,6 +62,12 @@ export function errorDetail(status, statusText, body) {
   return `The server answered ${status}${statusText ? ` ${statusText}` : ''}.`;
 }
 
+/** An access token is needed (server exposed beyond loopback): open the login page, coming back here after. */
+export function goToLogin() {
+  const here = `${window.location.pathname}${window.location.search}${window.location.hash}`;
+  window.location.assign(`/login.html?next=${encodeURIComponent(here)}`);
+}
+
 /**
  * Call the API: api('/api/x', {method, body, query, headers, signal, quiet}) -> parsed JSON (or text, or null).
  * A plain-object body is sent as JSON; FormData/Blob/URLSearchParams are sent as they are.
@@ -77,6 +83,7 @@ export async function api(path, { method = 'GET', body, query, headers = {}, sig
     throw new ApiError('Cannot reach the NeuralRP server. Is it still running?', { type: 'NetworkError' });
   }
   reportOnline();
+  if (response.status === 401 && !path.startsWith('/api/auth/')) goToLogin();
   const data = await readBody(response);
   if (response.ok) return data;
   const error = new ApiError(errorDetail(response.status, response.statusText, data), {

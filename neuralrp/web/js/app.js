@@ -11,10 +11,11 @@ import { register, startRouter } from './router.js';
 import chat from './views/chat.js';
 import images from './views/images.js';
 import library from './views/library.js';
+import search from './views/search.js';
 import settings from './views/settings.js';
 import status from './views/status.js';
 
-const VIEWS = [chat, library, images, settings, status];
+const VIEWS = [chat, library, search, images, settings, status];
 
 /** The skip link moves focus to <main> without touching the route hash. */
 function wireSkipLink() {

@@ -1,14 +1,18 @@
 /**
  * Cast and mode controls of a chat header: the Narrator / Focus / Auto switch (PATCH /api/chats/{id}) with a
  * focus character select, and the "Cast" button opening a panel to make members active or inactive and to add
- * library characters (PUT /api/chats/{id}/cast).
+ * library characters (PUT /api/chats/{id}/cast). NPCs: "Add NPC", and Edit / Delete / "Promote to library" on an NPC
+ * row (see npcdialog.js).
  */
 
 import { get, patch, put } from '../api.js';
+import { toast } from '../toast.js';
 import { el, replace } from '../dom.js';
 import { hue } from './messages.js';
 import { toolButton } from './inspector.js';
 import { modalShell } from './summaries.js';
+import { deleteNpc, npcActions, openNpcDialog, promoteNpc } from './npcdialog.js';
+import { makeCardFromChat } from '../library/generate.js';
 
 const MODES = [
   { value: 'narrator', label: 'Narrator', hint: 'Third person: any cast member may speak' },
@@ -98,8 +102,12 @@ export function openCastPanel({ chatId, chat: initial, onChange }) {
       el('div', { class: 'cast-add-row' }, pick, add),
       el('p', { class: 'field-hint' }, 'A character added here joins the scene now; their full card is sent for the '
         + 'next few turns.'));
+    const addNpc = el('button', { type: 'button', class: 'btn btn-secondary btn-small cast-add-npc',
+      on: { click: () => npcAction('create', null) } }, 'Add NPC');
+    const npcBox = el('div', { class: 'cast-npc' }, addNpc,
+      el('p', { class: 'field-hint' }, 'An NPC belongs to this chat only; promote one to keep them in the library.'));
     const shell = modalShell({
-      title: 'Cast', className: 'cast-dialog', body: [list, adder],
+      title: 'Cast', className: 'cast-dialog', body: [list, adder, npcBox],
       foot: [el('button', { type: 'button', class: 'btn btn-ghost', on: { click: () => shell.dialog.close() } },
         'Done')],
       onClose: () => { life.abort(); resolve(); },
@@ -117,11 +125,40 @@ export function openCastPanel({ chatId, chat: initial, onChange }) {
       const box = el('input', { type: 'checkbox', role: 'switch', id, class: 'switch cast-switch',
         checked: member.is_active, on: { change: () => setActive(member.character_id, box.checked, box) } });
       const focus = chat.mode === 'focus' && chat.focus_character_id === member.character_id;
-      return el('li', { class: ['cast-member', !member.is_active && 'is-off'] },
-        avatar(member.name),
-        el('label', { for: id, class: 'cast-name' }, member.name),
-        el('span', { class: 'cast-state' }, member.is_active ? (focus ? 'In focus' : 'In the scene') : 'Off stage'),
-        box);
+      return el('li', { class: ['cast-member', !member.is_active && 'is-off', member.is_npc && 'is-npc'],
+        dataset: { characterId: member.character_id } },
+      avatar(member.name),
+      el('label', { for: id, class: 'cast-name' }, member.name, member.is_npc && el('span', { class: 'cast-npc-tag' },
+        'NPC')),
+      el('span', { class: 'cast-state' }, member.is_active ? (focus ? 'In focus' : 'In the scene') : 'Off stage'),
+      box,
+      el('button', { type: 'button', class: 'btn btn-ghost btn-small cast-make-card',
+        'aria-label': `Make card from chat: ${member.name}`,
+        on: { click: () => makeCardFromChat(chatId, member, { before: () => shell.dialog.close() }) } }, 'Make card'),
+      member.is_npc && npcActions(member, npcAction));
+    }
+
+    /** Create, edit, delete or promote an NPC, then reload the chat. */
+    async function npcAction(kind, npcId) {
+      shell.showError(null);
+      const member = (chat.cast ?? []).find((c) => c.character_id === npcId);
+      try {
+        if (kind === 'create' || kind === 'edit') {
+          if (!(await openNpcDialog({ chatId, npcId }))) return;
+        } else if (kind === 'delete') {
+          if (!(await deleteNpc(npcId, member?.name ?? 'NPC', life.signal))) return;
+        } else if (kind === 'promote') {
+          const character = await promoteNpc(npcId, life.signal);
+          toast(`${character.name} is now in your library.`, { kind: 'success' });
+        }
+        chat = await get(`/api/chats/${chatId}`, { signal: life.signal, quiet: true });
+        onChange(chat);
+        render();
+        (kind === 'create' ? addNpc : list.querySelector(`[data-character-id="${npcId}"] .cast-switch`) ?? addNpc)
+          .focus();
+      } catch (err) {
+        if (err?.name !== 'AbortError') shell.showError(err?.detail ?? String(err));
+      }
     }
 
     /** The library characters not in the cast yet. */

@@ -5,6 +5,7 @@
 
 import { el, replace } from '../dom.js';
 import { badge } from '../ui.js';
+import { messageActions } from './edit.js';
 import { icon } from './icons.js';
 import { markup } from './markup.js';
 import { clock } from './time.js';
@@ -55,8 +56,8 @@ function swipeControls(msg, { busy, onSwipe }) {
 }
 
 /** The inner parts of one message article. */
-function messageParts(entry, { isLastReply, busy, onSwipe }) {
-  const { msg, error } = entry;
+function messageParts(entry, { isLastReply, busy, onSwipe, actions }) {
+  const { msg, error, editor } = entry;
   const name = speaker(msg);
   return [
     avatar(name),
@@ -64,8 +65,9 @@ function messageParts(entry, { isLastReply, busy, onSwipe }) {
       el('header', { class: 'msg-head' },
         el('span', { class: 'msg-name' }, name),
         msg.status === 'incomplete' && badge('Incomplete', 'warn'),
-        el('time', { class: 'msg-time', datetime: msg.created_at ?? '' }, clock(msg.created_at))),
-      el('div', { class: 'msg-bubble' }, body(msg)),
+        el('time', { class: 'msg-time', datetime: msg.created_at ?? '' }, clock(msg.created_at)),
+        actions && !editor && msg.status !== 'streaming' && messageActions(msg, actions, { busy })),
+      el('div', { class: ['msg-bubble', editor && 'is-editing'] }, editor ?? body(msg)),
       isLastReply && (msg.swipe_count ?? 0) > 1 && swipeControls(msg, { busy, onSwipe }),
       error && el('p', { class: 'msg-error', role: 'alert' }, icon('alert', { size: 16 }), el('span', {}, error))),
   ];
@@ -75,7 +77,7 @@ function messageParts(entry, { isLastReply, busy, onSwipe }) {
  * Create the log. onSwipe(message, index) is called by the swipe arrows. Returns the element and methods to
  * change it: set, prepend, upsert, appendText, remove, setError, setBusy, get, last, lastReply, scrollToEnd.
  */
-export function createMessageList({ onSwipe, header = null } = {}) {
+export function createMessageList({ onSwipe, header = null, actions = null } = {}) {
   const items = el('div', { class: 'msg-items' });
   const empty = el('p', { class: 'msg-empty' }, 'No messages yet. Say hello.');
   const node = el('div', { class: 'messages', role: 'log', 'aria-label': 'Messages', tabindex: '0' },
@@ -105,7 +107,7 @@ export function createMessageList({ onSwipe, header = null } = {}) {
     const { msg } = entry;
     entry.node.className = ['msg', `msg-${msg.role}`, entry.error && 'has-error'].filter(Boolean).join(' ');
     entry.node.dataset.status = msg.status ?? 'complete';
-    replace(entry.node, messageParts(entry, { isLastReply: id === lastReplyId(), busy, onSwipe }));
+    replace(entry.node, messageParts(entry, { isLastReply: id === lastReplyId(), busy, onSwipe, actions }));
     if (focusedDir) entry.node.querySelector(`.swipe-btn[data-dir="${focusedDir}"]:not([disabled])`)?.focus();
   }
 
@@ -119,7 +121,7 @@ export function createMessageList({ onSwipe, header = null } = {}) {
 
   /** A new entry for msg (not yet in the DOM). */
   function entry(msg) {
-    const made = { msg: { ...msg }, error: null, node: el('article', { dataset: { id: msg.id, role: msg.role } }) };
+    const made = { msg: { ...msg }, error: null, editor: null, node: el('article', { dataset: { id: msg.id, role: msg.role } }) };
     entries.set(msg.id, made);
     return made;
   }
@@ -212,12 +214,35 @@ export function createMessageList({ onSwipe, header = null } = {}) {
     clearErrors() {
       for (const [id, known] of entries) if (known.error) { known.error = null; draw(id); }
     },
-    /** While a reply is written the swipe arrows are disabled. */
+    /** While a reply is written the swipe arrows and message actions are disabled. */
     setBusy(flag) {
       busy = flag;
       node.setAttribute('aria-busy', flag ? 'true' : 'false');
-      const id = lastReplyId();
-      if (id !== null) draw(id);
+      if (actions) order.forEach(draw);
+      else if (lastReplyId() !== null) draw(lastReplyId());
+    },
+    /** Show `editor` (an element) in place of a message's text; null puts the text back. */
+    setEditor(id, editor) {
+      const known = entries.get(id);
+      if (!known) return;
+      known.editor = editor;
+      draw(id);
+    },
+    /** The id of the shown message with this seq, or null. */
+    findSeq(seq) {
+      return order.find((id) => entries.get(id).msg.seq === seq) ?? null;
+    },
+    /** Scroll a message into the middle of the log and flash it briefly. */
+    highlight(id) {
+      const known = entries.get(id);
+      if (!known) return;
+      known.node.scrollIntoView({ block: 'center' });
+      pinned = false;
+      known.node.classList.remove('is-flash');
+      void known.node.offsetWidth; // restart the animation
+      known.node.classList.add('is-flash');
+      known.node.dataset.flash = 'true';
+      setTimeout(() => { known.node.classList.remove('is-flash'); }, 2400);
     },
     /** The message with this id (a copy), or null. */
     get(id) {

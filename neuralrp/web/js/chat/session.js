@@ -1,16 +1,23 @@
 /**
  * One open chat: header, message log and composer, wired to the chat API. Sends stream their reply live;
  * stop, regenerate, continue and swipes; a reply already in progress (another tab, a reload) is polled.
+ * Chat craft: each message can be edited in place, deleted (with undo), browsed in History, or forked from;
+ * the header can rename and export the chat. '#/chat/{id}?seq=N' scrolls to message N and flashes it; with
+ * '&message=ID' and no live message N (it was deleted or folded into a summary) its History dialog opens instead.
  */
 
 import { get, post } from '../api.js';
 import { el, replace } from '../dom.js';
-import { href } from '../router.js';
+import { currentRoute, href, navigate } from '../router.js';
 import { badge } from '../ui.js';
 import { createCastControls } from './castpanel.js';
 import { createComposer } from './composer.js';
+import { createEditor, createRenamer, deleteWithUndo, withIcon } from './edit.js';
+import { createExportMenu } from './export.js';
+import { openForkDialog } from './fork.js';
+import { openHistory } from './history.js';
 import { icon } from './icons.js';
-import { createInspector } from './inspector.js';
+import { createInspector, toolButton } from './inspector.js';
 import { chatName } from './list.js';
 import { createMessageList } from './messages.js';
 import { postEvents } from './stream.js';
@@ -43,6 +50,9 @@ function chatHeader({ tools = [], mode = null } = {}) {
     el('div', { class: 'chat-tools' }, tools), mode);
   return {
     node,
+    title,
+    /** Add more tool controls after the given ones. */
+    addTools(...more) { node.querySelector('.chat-tools').append(...more); },
     /** Fill in the chat's name, cast and mode. */
     show(chat) {
       title.textContent = chatName(chat);
@@ -61,6 +71,7 @@ export function openChat(container, chatId, { signal, onActivity: listChanged = 
   let generating = false;
   let watching = false;
   let stream = null; // AbortController of the running POST
+  let current = null; // the chat as the server last sent it
 
   const inspector = createInspector({ chatId, signal });
   const cast = createCastControls({ chatId, signal, onChange: (chat) => showChat(chat) });
@@ -70,10 +81,22 @@ export function openChat(container, chatId, { signal, onActivity: listChanged = 
   /** After a reply: refresh the chat list and the open prompt inspector. */
   const onActivity = () => { listChanged(); inspector.refresh(); };
   /** Show the chat's name, cast and mode everywhere. */
-  const showChat = (chat) => { header.show(chat); cast.show(chat); inspector.setChat(chat); };
+  const showChat = (chat) => { current = chat; header.show(chat); cast.show(chat); inspector.setChat(chat); };
+  header.addTools(
+    createRenamer({ chatId, titleNode: header.title, getTitle: () => current?.title ?? '', signal,
+      onRenamed: (chat) => { showChat(chat); listChanged(); },
+      makeButton: (text, fn) => withIcon(toolButton(text, 'edit', fn), 'edit') }),
+    createExportMenu({ chatId, signal,
+      makeButton: (text, fn, attrs) => withIcon(toolButton(text, 'download', fn, attrs), 'download') }).node);
   const earlier = el('button', { type: 'button', class: 'btn btn-ghost btn-small load-earlier', hidden: true,
     on: { click: () => loadEarlier() } }, 'Load earlier messages');
-  const messages = createMessageList({ onSwipe: (msg, index) => swipe(msg, index), header: earlier });
+  const messages = createMessageList({ onSwipe: (msg, index) => swipe(msg, index), header: earlier, actions: {
+    onEdit: (msg) => editMessage(msg),
+    onDelete: (msg) => deleteWithUndo(msg, { signal, onDeleted: () => messages.remove(msg.id),
+      onRestored: () => load() }),
+    onHistory: (msg) => showHistory(msg.id),
+    onFork: (msg) => fork(msg),
+  } });
   const composer = createComposer({
     onSend: (text) => generate('messages', { content: text }, text),
     onStop: () => stop(),
@@ -188,8 +211,55 @@ export function openChat(container, chatId, { signal, onActivity: listChanged = 
     }
   }
 
+  /** Turn a message into its inline editor. */
+  function editMessage(msg) {
+    if (generating) return;
+    const done = (updated) => {
+      messages.setEditor(msg.id, null);
+      if (updated) messages.upsert(updated);
+      messages.node.querySelector(`.msg[data-id="${msg.id}"] .msg-action`)?.focus({ preventScroll: true });
+    };
+    const editor = createEditor(messages.get(msg.id) ?? msg, { signal,
+      onSave: (m) => { done(m); inspector.refresh(); }, onCancel: () => done(null) });
+    messages.setEditor(msg.id, editor);
+    editor.focusInput();
+  }
+
+  /** The History dialog of a message; a restore reloads the log (a delete undone puts the message back). */
+  async function showHistory(messageId, intro = null) {
+    await openHistory({ messageId, intro, onRestored: () => { if (!signal.aborted) load({ keepScroll: true }); } });
+  }
+
+  /** Fork (Save As) from a message, then open the new chat. */
+  async function fork(msg) {
+    if (!current) return;
+    const created = await openForkDialog({ chat: current, msg });
+    if (created && !signal.aborted) {
+      listChanged();
+      navigate('chat', created.id);
+    }
+  }
+
+  /** Scroll to the message with seq N named in the route (paging back when needed), or open its History. */
+  async function jumpToRoute() {
+    const query = currentRoute().query;
+    const seq = Number(query.get('seq'));
+    if (!query.has('seq') || !Number.isInteger(seq)) return;
+    while (messages.findSeq(seq) === null && !earlier.hidden && (messages.first()?.seq ?? 0) > seq) {
+      if (!(await loadEarlier()) || signal.aborted) break;
+    }
+    const id = messages.findSeq(seq);
+    if (id !== null) { messages.highlight(id); return; }
+    const messageId = Number(query.get('message'));
+    if (messageId > 0) {
+      showHistory(messageId, 'This message is no longer in the chat log (deleted or folded into a summary). '
+        + 'Its versions are below; restoring a delete puts it back.');
+    }
+  }
+
   /** Load the chat and its newest messages; a reply in progress starts the watch. */
-  async function load() {
+  async function load({ keepScroll = false } = {}) {
+    const scrollTop = messages.node.scrollTop;
     try {
       const [chat, page] = await Promise.all([
         get(base, { signal, quiet: true }),
@@ -198,6 +268,7 @@ export function openChat(container, chatId, { signal, onActivity: listChanged = 
       if (signal.aborted) return;
       showChat(chat);
       messages.set(page.messages);
+      if (keepScroll) messages.node.scrollTop = scrollTop;
       earlier.hidden = page.messages.length < PAGE;
       if (page.generating) watch();
     } catch (err) {
@@ -219,8 +290,10 @@ export function openChat(container, chatId, { signal, onActivity: listChanged = 
       const page = await get(`${base}/messages`, { signal, quiet: true, query });
       messages.prepend(page.messages);
       earlier.hidden = page.messages.length < PAGE;
+      return page.messages.length > 0;
     } catch (err) {
       if (!aborted(err, signal)) composer.setNotice(err?.detail ?? String(err));
+      return false;
     }
   }
 
@@ -273,6 +346,7 @@ export function openChat(container, chatId, { signal, onActivity: listChanged = 
   }
 
   load().then(() => {
+    if (!signal.aborted) jumpToRoute();
     const keyboardless = window.matchMedia('(pointer: fine)').matches; // no on-screen keyboard popping up
     if (keyboardless && !signal.aborted && container.contains(composer.node)) composer.focus();
   });

@@ -11,6 +11,7 @@ import { errorState, loading } from '../ui.js';
 import { cardData, cardForm, TEXT_KEYS } from './cardform.js';
 import { confirmDialog } from './confirm.js';
 import { errorLine } from './form.js';
+import { regenerateButtons } from './generate.js';
 import { avatar } from './grid.js';
 import { icon, libButton, libLink } from './icons.js';
 import { renderLorebook } from './lorebook.js';
@@ -65,6 +66,7 @@ export async function renderCharacterEditor(root, { signal, navigate }, id) {
     status.classList.toggle('is-dirty', on);
   };
   const form = cardForm(character.card, { onDirty: () => setDirty(true), signal });
+  regenerateButtons(form, { signal });
   const saveButton = libButton('Save', { variant: 'primary', icon: 'save', type: 'submit' });
   const lore = el('section', { class: 'lib-section lib-lorebook' });
 

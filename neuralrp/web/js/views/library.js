@@ -8,6 +8,7 @@ import { href } from '../router.js';
 import { pageHeader } from '../ui.js';
 import { charactersTab } from '../library/characters.js';
 import { renderCharacterEditor } from '../library/editor.js';
+import { generateCharacterButton, generateWorldButton, renderDraftEditor } from '../library/generate.js';
 import { createImporter, guardWindowDrops } from '../library/importer.js';
 import { renderWorldEditor } from '../library/worldeditor.js';
 import { worldsTab } from '../library/worlds.js';
@@ -32,7 +33,7 @@ function renderTabs(root, ctx, tab) {
     pageHeader({
       title: 'Library',
       subtitle: tab === 'worlds' ? 'Worlds (lorebooks) and their entries.' : 'Characters, worlds and tags.',
-      actions: [importer.button],
+      actions: [tab === 'worlds' ? generateWorldButton(ctx) : generateCharacterButton(ctx), importer.button],
     }),
     importer.input,
     tabBar(tab),
@@ -48,6 +49,7 @@ export default {
   render(root, ctx) {
     const [page, id] = ctx.params;
     if (page === 'character' && id) return renderCharacterEditor(root, ctx, id);
+    if (page === 'draft') return renderDraftEditor(root, ctx);
     if (page === 'world' && id) return renderWorldEditor(root, ctx, id);
     return renderTabs(root, ctx, page === 'worlds' ? 'worlds' : 'characters');
   },

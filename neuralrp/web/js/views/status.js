@@ -5,6 +5,7 @@ import { el, replace } from '../dom.js';
 import { formatBytes, formatCount, formatTime, show } from '../format.js';
 import { icon } from '../icons.js';
 import { badge, button, card, errorState, facts, loading, pageHeader } from '../ui.js';
+import { backupsSection } from './backups.js';
 
 const BACKEND_TITLES = { llm: 'Text generation (LLM)', images: 'Images (AUTOMATIC1111)' };
 const OPTIONAL_BACKENDS = new Set(['images']);
@@ -92,6 +93,27 @@ function diskCard(disk) {
     total > 0 && el('p', { class: 'muted small' }, `${usedPct}% used`));
 }
 
+const JOB_TITLES = { backup: 'Backup', retention: 'Retention', vacuum: 'VACUUM', history: 'Change history' };
+
+/** ISO time -> local date and time, or a dash. */
+function at(iso) {
+  return iso ? new Date(iso).toLocaleString() : '—';
+}
+
+/** Scheduled jobs: last run, its result and the next run. */
+function jobsCard(jobs, backups) {
+  const rows = Object.entries(jobs ?? {});
+  return card({ title: 'Maintenance', icon: 'refresh', className: 'jobs-card' },
+    backups && facts([['Last backup', at(backups.last?.created_at)], ['Next backup', at(backups.next)]]),
+    el('ul', { class: 'job-list', 'aria-label': 'Scheduled jobs' }, rows.map(([name, job]) =>
+      el('li', { class: 'job', dataset: { job: name } },
+        el('span', { class: 'job-name' }, JOB_TITLES[name] ?? name),
+        job.enabled ? badge(show(job.last_status ?? 'not run'), job.last_status === 'error' ? 'bad' : 'ok')
+          : badge('Off', 'muted'),
+        el('span', { class: 'job-when muted small' }, job.enabled
+          ? `last ${at(job.last_finished_at)} · next ${at(job.next_run_at)}` : 'disabled in settings')))));
+}
+
 /** The whole report as a grid of cards. */
 export function renderStatus(data, checkedAt = new Date()) {
   const backends = Object.entries(data.backends ?? {});
@@ -101,6 +123,7 @@ export function renderStatus(data, checkedAt = new Date()) {
       backends.map(([key, b]) => backendCard(key, b ?? {})),
       overviewCard(data, checkedAt),
       diskCard(data.disk ?? {}),
+      data.jobs && jobsCard(data.jobs, data.backups),
       databaseCard(data.database ?? {})));
 }
 
@@ -112,8 +135,8 @@ export default {
     const body = el('div', { class: 'status-body' }, loading('Checking the server and its backends…'));
     const refresh = button('Refresh', { icon: 'refresh', onClick: () => load() });
     root.append(pageHeader({
-      title: 'System status', subtitle: 'Server health, backends, database and disk.', actions: [refresh],
-    }), body);
+      title: 'System status', subtitle: 'Server health, backends, database, disk and backups.', actions: [refresh],
+    }), body, el('div', { class: 'card-grid backups-grid' }, backupsSection(ctx)));
 
     let busy = false;
     async function load() {

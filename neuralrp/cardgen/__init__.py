@@ -1,0 +1,1 @@
+"""Card generation: PList character cards from a description or a chat, and world lore from a setting."""

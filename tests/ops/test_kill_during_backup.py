@@ -1,0 +1,87 @@
+"""kill -9 `neuralrp serve` in the middle of a backup: the DB stays sound and no committed message is lost."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+
+from neuralrp.clock import iso, utcnow
+from neuralrp.db.connection import Database, connect
+from neuralrp.db.migrations import migrate
+from neuralrp.ops.backup import SLOW_ENV, TMP_PREFIX, list_backups
+from tests.e2e.test_crash_recovery import free_port
+from tests.ops.helpers import seed
+
+
+def _serve(data_dir: Path, port: int, page_delay: float) -> subprocess.Popen[bytes]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NEURALRP_")}
+    env[SLOW_ENV] = str(page_delay)
+    proc = subprocess.Popen([sys.executable, "-m", "neuralrp", "serve", "--port", str(port), "--data-dir",
+                             str(data_dir)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/api/system/health", timeout=1, trust_env=False).is_success:
+                return proc
+        except httpx.TransportError:
+            time.sleep(0.1)
+        assert proc.poll() is None, "server exited during start"
+    raise AssertionError("server did not start")
+
+
+def _wait_for(predicate: object, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if predicate():  # type: ignore[operator]
+            return True
+        time.sleep(0.05)
+    return False
+
+
+@pytest.mark.slow
+def test_kill_9_during_backup(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    db = Database(data / "neuralrp.db")
+    with db.session() as conn:
+        migrate(conn)
+        seed(conn, chats=20, messages=20)
+        conn.execute("INSERT INTO job_runs (job, last_finished_at, last_status) VALUES ('backup', ?, 'ok')",
+                     (iso(utcnow() - timedelta(days=2)),))
+    folder = data / "backups"
+    port = free_port()
+    proc = _serve(data, port, page_delay=0.05)
+    try:
+        assert _wait_for(lambda: any(p.name.startswith(TMP_PREFIX) for p in folder.glob("*")), 15)
+        writer = connect(db.path)
+        committed = seed(writer, chats=2, messages=3, title="during backup")
+        writer.close()
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert list_backups(folder) == []  # the killed backup never appeared as a finished one
+    proc = _serve(data, port, page_delay=0)
+    try:
+        assert _wait_for(lambda: len(list_backups(folder)) == 1, 15), "the missed backup ran again on restart"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=20)
+    conn = connect(db.path)
+    try:
+        assert conn.execute("PRAGMA integrity_check").fetchone()["integrity_check"] == "ok"
+        kept = conn.execute(f"SELECT count(*) AS n FROM messages WHERE chat_id IN ({','.join('?' * 2)})",
+                            committed).fetchone()["n"]
+        assert conn.execute("SELECT count(*) AS n FROM messages").fetchone()["n"] == 20 * 20 + 2 * 3
+    finally:
+        conn.close()
+    assert kept == 6
+    assert not [p for p in folder.iterdir() if p.name.startswith(TMP_PREFIX)]
