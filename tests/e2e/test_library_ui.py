@@ -432,7 +432,9 @@ def test_screenshots_desktop_and_phone(
     for shot_page, label in ((page, "desktop"), (phone_page, "phone")):
         shot_page.goto("/#/library")
         expect(card_names(shot_page).first).to_be_visible()
-        shot_page.wait_for_function("[...document.querySelectorAll('.lib-card img')].every(i => i.complete)")
+        images = shot_page.locator(".lib-card img")
+        for index in range(images.count()):  # no wait_for_function: the page's CSP forbids string eval
+            expect(images.nth(index)).to_have_js_property("complete", True)
         shot_page.screenshot(path=str(screenshot_dir / f"library-{label}.png"), full_page=True)
         shot_page.goto(f"/#/library/character/{sakana['id']}")
         expect(shot_page.get_by_role("heading", level=1, name="Sakana")).to_be_visible()
