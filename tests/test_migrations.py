@@ -64,8 +64,10 @@ EXPECTED_COLUMNS: dict[str, list[str]] = {
     "chat_worlds": ["chat_id", "world_id"],
     "embeddings": ["id", "owner_type", "owner_id", "model", "dim", "content_hash", "created_at"],
     "messages_fts": ["content", "speaker_name"],
+    "messages_words": ["content", "speaker_name"],
 }
-EXPECTED_TRIGGERS = {"messages_fts_insert", "messages_fts_delete", "messages_fts_update"}
+EXPECTED_TRIGGERS = {"messages_fts_insert", "messages_fts_delete", "messages_fts_update",
+                     "messages_words_insert", "messages_words_delete", "messages_words_update"}
 VEC_TABLES = {"vec_384": 384, "vec_768": 768}
 
 
@@ -185,7 +187,8 @@ def test_cli_migrate_and_list(tmp_path: Path) -> None:
     assert "pending  0001_initial" in listed.output
     done = runner.invoke(cli, ["migrate"], env=env)
     assert done.exit_code == 0, done.output
-    assert "applied 3 migration(s): 0001_initial, 0002_context_engine, 0003_chat_craft" in done.output
+    assert ("applied 4 migration(s): 0001_initial, 0002_context_engine, 0003_chat_craft, 0004_word_search"
+            in done.output)
     again = runner.invoke(cli, ["migrate", "--list"], env=env)
     assert "applied  0001_initial" in again.output
     assert runner.invoke(cli, ["migrate"], env=env).output.strip() == "schema is up to date"

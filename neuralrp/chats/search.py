@@ -1,5 +1,9 @@
 """Full-text search over every chat message, archived and summarized ones included.
 
+Searches made of words in Latin (or other spaced) scripts use the word index
+(``messages_words``, migration 0004): each term matches words that start with it
+("sword" finds "swords"), case- and accent-insensitively. Searches with CJK text use:
+
 The index (``messages_fts``, migration 0003) uses SQLite FTS5's trigram tokenizer: a term of
 3+ characters matches any substring, case- and accent-insensitively, so CJK text without
 spaces is searchable. Shorter terms (``hi``, ``森林``) are matched with LIKE instead.
@@ -66,7 +70,22 @@ _SELECT = ("SELECT m.id, m.chat_id, m.seq, m.turn, m.role, m.speaker_name, m.con
            " m.archived_reason, m.created_at, c.title AS chat_title")
 
 
+_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af\uf900-\ufaff]")
+
+
+def _word_rows(conn: Any, query: ParsedQuery, chat_id: int | None, limit: int) -> list[dict[str, Any]]:
+    """Whole-word search (each term matches words starting with it) on the unicode61 index."""
+    match = " AND ".join('"' + t.replace('"', '""') + '"*' for t in query.terms)
+    where, args = ("", []) if chat_id is None else (" AND m.chat_id = ?", [chat_id])
+    sql = (f"{_SELECT}, bm25(messages_words, 1.0, 0.5) AS rank FROM messages_words"
+           " JOIN messages m ON m.id = messages_words.rowid JOIN chats c ON c.id = m.chat_id"
+           f" WHERE messages_words MATCH ?{where} ORDER BY rank, m.id DESC LIMIT ?")
+    return [dict(r) for r in conn.execute(sql, [match, *args, limit])]
+
+
 def _rows(conn: Any, query: ParsedQuery, chat_id: int | None, limit: int) -> list[dict[str, Any]]:
+    if not any(_CJK.search(t) for t in query.terms) and all(re.search(r"\w", t) for t in query.terms):
+        return _word_rows(conn, query, chat_id, limit)
     where: list[str] = []
     args: list[Any] = []
     for term in query.short:
