@@ -27,15 +27,24 @@ const PATHS = {
   sparkle: ['M12 3l1.9 5.6L19.5 10.5l-5.6 1.9L12 18l-1.9-5.6L4.5 10.5l5.6-1.9z', 'M19 15v4M17 17h4'],
 };
 
-/** An SVG icon element by name, decorative (aria-hidden); unknown names give an empty icon. */
-export function icon(name, { size = 20, className = 'icon' } = {}) {
-  if (name === 'logo') return logo(size);
-  const paths = (PATHS[name] ?? []).map((d) => svg('path', { d }));
+/** A decorative (aria-hidden) 24x24 line icon drawn from path strings. */
+export function lineIcon(pathList, { size = 20, className = 'icon' } = {}) {
   return svg('svg', {
     class: className, width: size, height: size, viewBox: '0 0 24 24', fill: 'none',
     stroke: 'currentColor', 'stroke-width': 1.75, 'stroke-linecap': 'round', 'stroke-linejoin': 'round',
     'aria-hidden': 'true', focusable: 'false',
-  }, paths);
+  }, pathList.map((d) => svg('path', { d })));
+}
+
+/** An SVG icon element by name, decorative (aria-hidden); unknown names give an empty icon. */
+export function icon(name, options = {}) {
+  if (name === 'logo') return logo(options.size ?? 20);
+  return lineIcon(PATHS[name] ?? [], options);
+}
+
+/** An icon(name, options) function that knows `extra` paths besides the shared set. */
+export function iconSet(extra) {
+  return (name, options = {}) => (extra[name] ? lineIcon(extra[name], options) : icon(name, options));
 }
 
 /** The app mark: a speech bubble on a violet-to-pink tile (same drawing as favicon.svg). */

@@ -1,7 +1,7 @@
 /** Extra line icons for the chat and settings views (same 24x24 style as ../icons.js). */
 
-import { el, svg } from '../dom.js';
-import { icon as baseIcon } from '../icons.js';
+import { el } from '../dom.js';
+import { iconSet } from '../icons.js';
 
 const PATHS = {
   send: ['M4.5 12h9', 'M4 4.5l16 7.5-16 7.5 2.5-7.5z'],
@@ -19,14 +19,7 @@ const PATHS = {
 };
 
 /** An icon by name: the chat extras above, else the shared set. */
-export function icon(name, { size = 20, className = 'icon' } = {}) {
-  if (!PATHS[name]) return baseIcon(name, { size, className });
-  return svg('svg', {
-    class: className, width: size, height: size, viewBox: '0 0 24 24', fill: 'none',
-    stroke: 'currentColor', 'stroke-width': 1.75, 'stroke-linecap': 'round', 'stroke-linejoin': 'round',
-    'aria-hidden': 'true', focusable: 'false',
-  }, PATHS[name].map((d) => svg('path', { d })));
-}
+export const icon = iconSet(PATHS);
 
 /** Like ui.button() but able to use the icons above: actionButton('Send', {variant, icon, onClick, label, small}). */
 export function actionButton(text, { variant = 'secondary', icon: iconName, onClick, type = 'button', label, small,

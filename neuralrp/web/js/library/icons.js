@@ -1,7 +1,7 @@
 /** Extra line icons for the library views (same 24x24 style as ../icons.js) and a button that can use them. */
 
-import { el, svg } from '../dom.js';
-import { icon as baseIcon } from '../icons.js';
+import { el } from '../dom.js';
+import { iconSet } from '../icons.js';
 
 const PATHS = {
   search: ['M10.5 17.5a7 7 0 1 0 0-14 7 7 0 0 0 0 14z', 'M15.5 15.5L20.5 20.5'],
@@ -32,14 +32,7 @@ const PATHS = {
 };
 
 /** An icon by name: the library extras above, else the shared set. */
-export function icon(name, { size = 20, className = 'icon' } = {}) {
-  if (!PATHS[name]) return baseIcon(name, { size, className });
-  return svg('svg', {
-    class: className, width: size, height: size, viewBox: '0 0 24 24', fill: 'none',
-    stroke: 'currentColor', 'stroke-width': 1.75, 'stroke-linecap': 'round', 'stroke-linejoin': 'round',
-    'aria-hidden': 'true', focusable: 'false',
-  }, PATHS[name].map((d) => svg('path', { d })));
-}
+export const icon = iconSet(PATHS);
 
 /** A button like ui.button() that can use the icons above: libButton('Save', {variant, icon, onClick, label}). */
 export function libButton(text, { variant = 'secondary', icon: iconName, onClick, type = 'button', label, small,
