@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -92,6 +93,16 @@ class PageLog:
 def page_log() -> PageLog:
     """Errors collected from the pages opened in this test."""
     return PageLog()
+
+
+@contextmanager
+def serve_with_llm(fake: Any, data_dir: Path, **sections: dict[str, Any]) -> Iterator[str]:
+    """NeuralRP on a real port, its LLM the fake on another; yields the app's URL."""
+    with LiveServer(fake.app) as llm_server:
+        overrides: dict[str, Any] = {"paths": {"data_dir": str(data_dir)}, **sections}
+        overrides["llm"] = {"base_url": llm_server.url, **sections.get("llm", {})}
+        with LiveServer(create_app(load_settings(overrides=overrides, environ={}))) as server:
+            yield server.url
 
 
 @pytest.fixture(scope="module")

@@ -17,11 +17,9 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import pytest
 
-from neuralrp.app import create_app
-from neuralrp.config import load_settings
 from tests.conftest import FIXTURES
-from tests.e2e.conftest import DESKTOP, PHONE, PageLog
-from tests.fakes import FakeLLM, LiveServer
+from tests.e2e.conftest import DESKTOP, PHONE, PageLog, serve_with_llm
+from tests.fakes import FakeLLM
 
 if TYPE_CHECKING:
     from playwright.sync_api import Locator, Page
@@ -47,15 +45,8 @@ def fake() -> FakeLLM:
 @pytest.fixture(scope="module")
 def app_url(fake: FakeLLM, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """NeuralRP on a real port with a short keep-recent window, its LLM the fake on another port."""
-    with LiveServer(fake.app) as llm_server:
-        settings = load_settings(
-            overrides={"paths": {"data_dir": str(tmp_path_factory.mktemp("inspector-ui"))},
-                       "llm": {"base_url": llm_server.url},
-                       "context": {"keep_recent_turns": 2}},
-            environ={},
-        )
-        with LiveServer(create_app(settings)) as server:
-            yield server.url
+    with serve_with_llm(fake, tmp_path_factory.mktemp("inspector-ui"), context={"keep_recent_turns": 2}) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

@@ -10,10 +10,8 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import pytest
 
-from neuralrp.app import create_app
-from neuralrp.config import load_settings
-from tests.e2e.conftest import DESKTOP, PHONE, PageLog
-from tests.fakes import FakeLLM, LiveServer
+from tests.e2e.conftest import DESKTOP, PHONE, PageLog, serve_with_llm
+from tests.fakes import FakeLLM
 
 if TYPE_CHECKING:
     from playwright.sync_api import Locator, Page, Request
@@ -40,14 +38,8 @@ def assert_clean(page_log: PageLog) -> None:
 def app_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """NeuralRP on a real port with a fake llama.cpp server as its LLM."""
     fake = FakeLLM("llamacpp")
-    with LiveServer(fake.app) as llm_server:
-        settings = load_settings(
-            overrides={"paths": {"data_dir": str(tmp_path_factory.mktemp("settings-ui"))},
-                       "llm": {"base_url": llm_server.url}},
-            environ={},
-        )
-        with LiveServer(create_app(settings)) as server:
-            yield server.url
+    with serve_with_llm(fake, tmp_path_factory.mktemp("settings-ui")) as url:
+        yield url
 
 
 @pytest.fixture

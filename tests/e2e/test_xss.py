@@ -14,10 +14,8 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import pytest
 
-from neuralrp.app import create_app
-from neuralrp.config import load_settings
-from tests.e2e.conftest import PageLog
-from tests.fakes import FakeLLM, LiveServer
+from tests.e2e.conftest import PageLog, serve_with_llm
+from tests.fakes import FakeLLM
 
 if TYPE_CHECKING:
     from playwright.sync_api import Dialog, Page
@@ -77,14 +75,8 @@ def fake() -> FakeLLM:
 @pytest.fixture(scope="module")
 def app_url(fake: FakeLLM, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """NeuralRP on a real port, its LLM the fake on another port."""
-    with LiveServer(fake.app) as llm_server:
-        settings = load_settings(
-            overrides={"paths": {"data_dir": str(tmp_path_factory.mktemp("xss-ui"))},
-                       "llm": {"base_url": llm_server.url}},
-            environ={},
-        )
-        with LiveServer(create_app(settings)) as server:
-            yield server.url
+    with serve_with_llm(fake, tmp_path_factory.mktemp("xss-ui")) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
