@@ -36,7 +36,7 @@ function createModeSwitch({ chatId, signal, onChange }) {
   let chat = null;
   let busy = false;
   const radios = MODES.map((m) => el('input', { type: 'radio', name, value: m.value, class: 'mode-radio',
-    id: `${name}-${m.value}`, on: { change: () => choose(m.value) } }));
+    id: `${name}-${m.value}`, disabled: true, on: { change: () => choose(m.value) } }));
   const select = el('select', { class: 'input mode-focus', 'aria-label': 'Focus character',
     on: { change: () => choose('focus', Number(select.value)) } });
   const node = el('div', { class: 'chat-mode' },
@@ -49,7 +49,7 @@ function createModeSwitch({ chatId, signal, onChange }) {
   /** Reflect a chat's mode and active cast. */
   function show(next) {
     chat = next;
-    for (const r of radios) r.checked = r.value === chat.mode;
+    for (const r of radios) { r.checked = r.value === chat.mode; r.disabled = busy; }
     const active = (chat.cast ?? []).filter((c) => c.is_active);
     replace(select, active.map((c) => el('option', { value: String(c.character_id) }, c.name)));
     if (active.some((c) => c.character_id === chat.focus_character_id)) select.value = String(chat.focus_character_id);
@@ -229,12 +229,14 @@ export function createCastControls({ chatId, signal, onChange }) {
     if (button.isConnected) button.focus({ preventScroll: true });
   }, { 'aria-haspopup': 'dialog', 'aria-expanded': 'false' });
   button.append(count);
+  button.disabled = true; // enabled once the chat has loaded, so an early click is never dropped
   return {
     mode: modeSwitch.node,
     button,
     /** Reflect the chat (mode, focus, cast). */
     show(next) {
       chat = next;
+      button.disabled = false;
       modeSwitch.show(next);
       const active = (next.cast ?? []).filter((c) => c.is_active).length;
       count.textContent = String(active);
