@@ -8,6 +8,7 @@ from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
 
+from neuralrp.chats import store
 from neuralrp.config import Settings
 from neuralrp.context.builder import build_prompt
 from neuralrp.context.loader import chat_world_ids, load_chat_state, save_decisions, save_notes
@@ -16,7 +17,9 @@ from neuralrp.context.state import Limits
 from neuralrp.db.connection import Database, transaction
 from neuralrp.library.characters import Character
 from neuralrp.llm.tokens import estimate_tokens
-from neuralrp.retrieval.lore import canon_law_entries, lore_for_turn
+from neuralrp.retrieval.embedder import EmbedderUnavailable, query_chunks
+from neuralrp.retrieval.index import cached_entries
+from neuralrp.retrieval.lore import lore_for_turn, lore_index
 
 log = logging.getLogger(__name__)
 SCAN_MESSAGES = 4
@@ -48,6 +51,7 @@ class PromptEngine:
         self.db = db
         self._settings = settings
         self._embedder = embedder
+        self._warming: set[asyncio.Task[int]] = set()
 
     @staticmethod
     def _recent_text(history: list[Any]) -> str:
@@ -57,10 +61,11 @@ class PromptEngine:
         worlds = chat_world_ids(conn, state.chat_id)
         if not worlds:
             return
-        state.canon_law = canon_law_entries(conn, worlds)
+        entries = cached_entries(conn, worlds)  # one read for canon law and lore
+        state.canon_law = list(lore_index(entries).canon_law)
         hits = lore_for_turn(conn, self._embedder(), worlds, self._recent_text(state.history), turn=state.turn,
                              threshold=settings.world.semantic_threshold, model=settings.embeddings.model,
-                             limit=MAX_LORE_HITS)
+                             limit=MAX_LORE_HITS, entries=entries)
         state.lore = hits  # best first; the lore budget admits far fewer than this
 
     def build_sync(self, chat_id: int, speaker: Character | None, *, budget: int, persist: bool,
@@ -77,6 +82,34 @@ class PromptEngine:
                     save_decisions(conn, chat_id, prompt.decisions)
                     save_notes(conn, prompt.notes)
         return prompt
+
+    def warm_sync(self, chat_id: int) -> int:
+        """Embed the newest lines of a chat with lore now, so the next turn only embeds the user's new line."""
+        embedder = self._embedder()
+        if embedder is None or not getattr(embedder, "ready", True):
+            return 0
+        with self.db.session() as conn:
+            if not chat_world_ids(conn, chat_id):
+                return 0
+            recent = self._recent_text(store.list_messages(conn, chat_id, limit=SCAN_MESSAGES))
+        lines = query_chunks(recent)
+        try:
+            embedder.embed(lines)
+        except EmbedderUnavailable as e:
+            log.warning("lore: could not embed chat %d's newest lines ahead: %s", chat_id, e)
+            return 0
+        return len(lines)
+
+    async def after_reply(self, chat_id: int, prompt: Prompt) -> None:
+        """Reply hook: warm the query cache for the next turn in the background."""
+        task = asyncio.create_task(asyncio.to_thread(self.warm_sync, chat_id))
+        self._warming.add(task)
+        task.add_done_callback(self._warming.discard)
+
+    async def aclose(self) -> None:
+        """Wait for cache warming still running (shutdown, tests)."""
+        if self._warming:
+            await asyncio.gather(*self._warming, return_exceptions=True)
 
     async def build(self, chat_id: int, speaker: Character | None, **kwargs: Any) -> Prompt:
         """build_sync in a worker thread."""

@@ -10,7 +10,15 @@ from neuralrp.context.state import CastState, ChatState, Limits, Note, SummaryIt
 from neuralrp.library.characters import Character, get_character
 from neuralrp.retrieval.types import LoreEntry, LoreHit
 
-HISTORY_PAGE = 120
+HISTORY_PAGE = 40
+CHARS_PER_TOKEN_FLOOR = 6  # no real tokenizer packs more characters of prose into a token: never under-load
+
+
+def prompt_chars(msg: store.Message) -> int:
+    """Characters a message brings into a prompt: its text plus the notes kept on it."""
+    notes = msg.extra.get("notes") if isinstance(msg.extra, dict) else None
+    extra = sum(len(str(n.get("text", ""))) for n in notes if isinstance(n, dict)) if isinstance(notes, list) else 0
+    return len(msg.content) + extra
 
 
 def cast_states(conn: Any, chat_id: int) -> list[CastState]:
@@ -48,7 +56,7 @@ def history_for(conn: Any, chat_id: int, budget: int, *, exclude_message_id: int
         if not page:
             break
         loaded = page + loaded
-        tokens += sum(len(m.content) // 3 + 4 for m in page)  # generous: fewer chars per token than real
+        tokens += sum(prompt_chars(m) // CHARS_PER_TOKEN_FLOOR + 4 for m in page)  # a low estimate: loads enough
         before = page[0].seq
     return [m for m in loaded
             if m.id != exclude_message_id and (m.status != "streaming" or m.id == continue_message_id)]

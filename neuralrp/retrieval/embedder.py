@@ -42,8 +42,7 @@ MODEL_IDS = {"minilm": MINILM_ID, "mpnet": MPNET_ID}  # settings.embeddings.mode
 BATCH_SIZE = 32
 MAX_LENGTH = 256
 INTRA_OP_THREADS = 2
-QUERY_CHUNKS = 8  # the last N lines of a recent text are embedded separately (plus its tail)
-QUERY_TAIL_CHARS = 700
+QUERY_CHUNKS = 8  # the last N lines of a recent text are embedded separately (plus their mean)
 
 
 class EmbedderUnavailable(NeuralRPError):
@@ -71,18 +70,22 @@ def l2_normalize(matrix: np.ndarray) -> np.ndarray:
     return (matrix / np.where(norms == 0, 1.0, norms)).astype(np.float32, copy=False)
 
 
-def query_chunks(recent_text: str, chunks: int = QUERY_CHUNKS, tail_chars: int = QUERY_TAIL_CHARS) -> list[str]:
-    """What to embed for a query: the last ``chunks`` non-empty lines, plus the text's tail if it has more.
+def query_chunks(recent_text: str, chunks: int = QUERY_CHUNKS) -> list[str]:
+    """What to embed for a query: the last ``chunks`` non-empty lines of the recent text.
 
-    One vector per line keeps a short on-topic line from being diluted by the rest of the scene; the tail
-    (last ``tail_chars`` characters, about what MiniLM reads) catches topics spread over several lines.
-    The best-matching chunk decides.
+    One vector per line keeps a short on-topic line from being diluted by the rest of the scene; ``with_centroid``
+    then adds their mean, which catches a topic spread over several lines. Lines repeat turn after turn, so
+    nearly all of them come from the embedder's cache: a turn embeds only its new lines.
     """
     lines = [line.strip() for line in recent_text.splitlines() if line.strip()]
-    texts = lines[-chunks:]
-    if len(lines) > 1:
-        texts.append(recent_text.strip()[-tail_chars:])
-    return texts
+    return lines[-chunks:]
+
+
+def with_centroid(vectors: np.ndarray) -> np.ndarray:
+    """The line vectors plus their normalized mean as a last row (the whole scene), when there are several."""
+    if len(vectors) < 2:
+        return vectors
+    return np.vstack([vectors, l2_normalize(vectors.mean(axis=0, keepdims=True))])
 
 
 def _empty(dim: int) -> np.ndarray:
@@ -108,6 +111,7 @@ class OnnxMiniLM:
             if self._session is None:
                 self._tokenizer = _load_tokenizer(self._max_length)
                 self._session = _load_session(self._threads)
+                single_blas_thread()
 
     def embed(self, texts: list[str]) -> np.ndarray:
         """Mean-pooled, normalized embeddings; batches of up to 32 texts of similar token length."""
@@ -168,6 +172,17 @@ def _load_tokenizer(max_length: int) -> Any:
     tokenizer.enable_truncation(max_length=max_length)
     tokenizer.no_padding()  # the file pads to a fixed 128; embed() pads each batch to its longest text
     return tokenizer
+
+
+def single_blas_thread() -> None:
+    """Run numpy's BLAS on one thread, process-wide.
+
+    Our matrix products are small (5,000 x 384 at most), and after each one OpenBLAS keeps its idle threads
+    spinning, which starves the ONNX model's threads on a 2-core machine: a 4 ms query embedding took 15 ms.
+    """
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=1, user_api="blas")
 
 
 def _load_session(threads: int) -> Any:

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from neuralrp.db.connection import Database, connect, driver, transaction
-from neuralrp.errors import NeuralRPError
+from neuralrp.errors import DatabaseError, NeuralRPError
 from neuralrp.retrieval import vectors
 from neuralrp.retrieval.embedder import Embedder
 from neuralrp.retrieval.types import LoreEntry
@@ -207,15 +207,21 @@ def db_file(conn: Any) -> str:
     return str(conn.execute("PRAGMA database_list").fetchone()["file"] or "")
 
 
+def data_version(conn: Any, name: str) -> tuple[int, int]:
+    """(version, token) of a table's change counter; any write to the table changes it (migration 0005)."""
+    row = conn.execute("SELECT version, token FROM data_versions WHERE name = ?", (name,)).fetchone()
+    if row is None:
+        raise DatabaseError(f"the database has no change counter for {name}; run `neuralrp migrate`")
+    return int(row["version"]), int(row["token"])
+
+
 def cached_entries(conn: Any, world_ids: Iterable[int]) -> list[LoreEntry]:
     """load_entries, reused (same objects, so the LoreIndex is reused too) until the worlds' rows change."""
     ids = tuple(sorted(set(world_ids)))
     if not ids:
         return []
     key = (db_file(conn), ids)
-    fingerprint = tuple(conn.execute(
-        "SELECT count(*) AS n, total(id) AS s, max(id) AS m, max(updated_at) AS u FROM world_entries"
-        " WHERE world_id IN (SELECT value FROM json_each(?))", (json.dumps(ids),)).fetchone().values())
+    fingerprint = data_version(conn, "world_entries")
     cached = _ENTRIES.get(key)
     if cached is not None and cached[0] == fingerprint and key[0]:
         return cached[1]  # type: ignore[no-any-return]
@@ -227,9 +233,7 @@ def cached_entries(conn: Any, world_ids: Iterable[int]) -> list[LoreEntry]:
 def cached_vectors(conn: Any, entry_ids: frozenset[int], model: str) -> dict[int, np.ndarray]:
     """vectors.get_many for world entries, reused (same dict) until this model's stored vectors change."""
     key = (db_file(conn), model, hash(entry_ids))
-    fingerprint = tuple(conn.execute(
-        "SELECT count(*) AS n, total(id) AS s, max(created_at) AS c FROM embeddings"
-        " WHERE model = ? AND owner_type = ?", (model, OWNER_TYPE)).fetchone().values())
+    fingerprint = data_version(conn, "embeddings")
     cached = _VECTORS.get(key)
     if cached is not None and cached[0] == fingerprint and cached[1] == entry_ids and key[0]:
         return cached[2]  # type: ignore[no-any-return]

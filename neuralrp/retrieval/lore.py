@@ -21,7 +21,7 @@ Keys (``parse_key``).
   A regex hit counts as ``keyword``. ST ``{{macros}}`` inside keys are not substituted.
 - Semantic: an entry with at least one unquoted plain key is also selected when the cosine similarity of
   its vector (keys + comment + content, see index.py) with a recent-text vector is >= threshold.
-  Several query vectors may be given (``lore_for_turn`` embeds each of the last lines and the text's tail);
+  Several query vectors may be given (``lore_for_turn`` embeds each of the last lines and adds their mean);
   the best one counts. Reason ``semantic``, score = similarity. A key match wins over a semantic one.
   Scoring is one numpy matrix product over cached entry vectors, or sqlite-vec KNN for huge worlds.
 
@@ -54,7 +54,7 @@ from typing import Any, Literal, NamedTuple
 
 import numpy as np
 
-from neuralrp.retrieval.embedder import MODEL_IDS, Embedder, EmbedderUnavailable, query_chunks
+from neuralrp.retrieval.embedder import MODEL_IDS, Embedder, EmbedderUnavailable, query_chunks, with_centroid
 from neuralrp.retrieval.index import (
     OWNER_TYPE,
     SmallCache,
@@ -272,6 +272,7 @@ class LoreIndex:
         self.constants = [i for i, c in enumerate(self.items) if c.entry.constant]
         self.semantic = [i for i, c in enumerate(self.items) if c.semantic and not c.entry.constant]
         self.semantic_ids = frozenset(self.items[i].entry.id for i in self.semantic)
+        self.canon_law = split_canon(self.entries)[1]
         self.by_token: dict[str, list[tuple[int, Key]]] = {}
         self.by_gram: dict[str, list[tuple[int, Key]]] = {}
         self.unanchored: list[tuple[int, Key]] = []
@@ -310,8 +311,12 @@ class LoreIndex:
         self._matrix = (vectors, len(vectors), rows, matrix)
         return rows, matrix
 
-    def semantic_scores(self, query: np.ndarray, vectors: dict[int, np.ndarray], floor: float) -> dict[int, float]:
-        """Best cosine >= floor per semantic-eligible item (one matrix product; items without a vector skipped)."""
+    def semantic_scores(self, query: np.ndarray, vectors: dict[int, np.ndarray], floor: float,
+                        top: int | None = None) -> dict[int, float]:
+        """Best cosine >= floor per semantic-eligible item (one matrix product; items without a vector skipped).
+
+        With ``top``, only the ``top`` best of them (ties at the cut broken by row order).
+        """
         rows, matrix = self._stack(vectors)
         if not rows or query.size == 0:
             return {}
@@ -319,7 +324,10 @@ class LoreIndex:
         if matrix.shape[1] != q.shape[1]:
             raise VectorError(f"dimension mismatch: entry vectors are {matrix.shape[1]}-dim, query is {q.shape[1]}")
         best = (matrix @ q.T).max(axis=1)
-        return {rows[j]: float(best[j]) for j in np.flatnonzero(best >= floor)}
+        over = np.flatnonzero(best >= floor)
+        if top is not None and over.size > top:
+            over = np.sort(over[np.argsort(-best[over], kind="stable")[:top]])
+        return {rows[j]: float(best[j]) for j in over}
 
 
 _INDEX_CACHE = SmallCache()
@@ -359,10 +367,11 @@ def _scores(
     entry_vectors: dict[int, np.ndarray] | None,
     similarities: dict[int, float] | None,
     threshold: float,
+    top: int | None = None,
 ) -> dict[int, float]:
     """Similarity >= threshold per item index, from vectors (numpy) or from precomputed KNN similarities."""
     if query_vector is not None and entry_vectors:
-        return index.semantic_scores(query_vector, entry_vectors, threshold)
+        return index.semantic_scores(query_vector, entry_vectors, threshold, top)
     over = {eid: s for eid, s in (similarities or {}).items() if s >= threshold and eid in index.semantic_ids}
     if not over:
         return {}
@@ -392,7 +401,7 @@ def select_lore(
     found = {i: LoreHit(index.items[i].entry, "constant", 1.0) for i in index.constants}
     matched = index.key_hits(text)
     found.update((i, _key_hit(index.items[i], keys)) for i, keys in matched.items())
-    scores = _scores(index, query_vector, entry_vectors, similarities, threshold)
+    scores = _scores(index, query_vector, entry_vectors, similarities, threshold, None if limit is None else 2 * limit)
     if limit is not None and len(scores) > 2 * limit:  # only the strongest semantic matches can make the cut
         scores = dict(heapq.nlargest(2 * limit, scores.items(), key=lambda kv: kv[1]))
     for i, score in scores.items():
@@ -423,9 +432,9 @@ def _semantic_inputs(conn: Any, embedder: Embedder, entries: Sequence[LoreEntry]
     texts = query_chunks(recent_text)
     if not ids or not texts:
         return {}
-    queries = embedder.embed(texts)
+    queries = with_centroid(embedder.embed(texts))
     model = embedder.model_id
-    if len(ids) > KNN_ABOVE:  # one KNN scan per query: only the last two lines and the tail
+    if len(ids) > KNN_ABOVE:  # one KNN scan per query: only the last two lines and the mean
         sims = best_similarities(conn, OWNER_TYPE, model, queries[-3:], k=KNN_K, owner_ids=set(ids))
         return {"similarities": sims}
     return {"query_vector": queries, "entry_vectors": cached_vectors(conn, ids, model)}
@@ -458,10 +467,11 @@ def lore_for_turn(
     threshold: float = DEFAULT_THRESHOLD,
     model: str | None = None,
     limit: int | None = None,
+    entries: list[LoreEntry] | None = None,
 ) -> list[LoreHit]:
-    """The lore hits for a turn (canon law excluded): load entries, embed the recent text, select."""
+    """The lore hits for a turn (canon law excluded): load entries (unless given), embed the recent text, select."""
     world_ids = sorted(set(world_ids))
-    entries = cached_entries(conn, world_ids)
+    entries = cached_entries(conn, world_ids) if entries is None else entries
     if not entries:
         return []
     usable = _usable(embedder, model)

@@ -9,7 +9,15 @@ import numpy as np
 from neuralrp.db.connection import Database
 from neuralrp.retrieval import vectors
 from neuralrp.retrieval.embedder import HashEmbedder
-from neuralrp.retrieval.index import OWNER_TYPE, entry_text, index_world_entries, reindex_all, text_hash
+from neuralrp.retrieval.index import (
+    OWNER_TYPE,
+    cached_entries,
+    data_version,
+    entry_text,
+    index_world_entries,
+    reindex_all,
+    text_hash,
+)
 from tests.retrieval.helpers import add_entry, add_world, update_entry
 
 
@@ -95,3 +103,21 @@ def test_reindex_all(db: Database) -> None:
     assert reindex_all(db, emb, force=True) == 70
     with db.session() as conn:
         assert conn.execute("SELECT count(*) AS n FROM vec_384").fetchone()["n"] == 70
+
+
+def test_change_counters_move_on_every_write_and_refresh_the_caches(conn: Any, world: int) -> None:
+    entry = add_entry(conn, world, ["dragon"], "Dragons sleep.")
+    first = cached_entries(conn, [world])
+    assert cached_entries(conn, [world]) is first  # nothing changed: the same objects come back
+    versions = [data_version(conn, "world_entries")]
+    update_entry(conn, entry, content="Dragons wake.")
+    versions.append(data_version(conn, "world_entries"))
+    assert [e.content for e in cached_entries(conn, [world])] == ["Dragons wake."]
+    conn.execute("DELETE FROM world_entries WHERE id = ?", (entry,))
+    versions.append(data_version(conn, "world_entries"))
+    assert cached_entries(conn, [world]) == []
+    assert [v[0] for v in versions] == [versions[0][0], versions[0][0] + 1, versions[0][0] + 2]
+    assert len({v[1] for v in versions}) == 3  # a fresh random token each time
+    before = data_version(conn, "embeddings")
+    vectors.upsert(conn, OWNER_TYPE, 1, "m", "h", np.ones(384, dtype=np.float32))
+    assert data_version(conn, "embeddings")[0] == before[0] + 1

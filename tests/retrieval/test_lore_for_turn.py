@@ -5,11 +5,12 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import numpy as np
 import pytest
 
 from neuralrp.retrieval import index as index_mod
 from neuralrp.retrieval import lore
-from neuralrp.retrieval.embedder import MINILM_ID, HashEmbedder, LazyEmbedder, query_chunks
+from neuralrp.retrieval.embedder import MINILM_ID, HashEmbedder, LazyEmbedder, query_chunks, with_centroid
 from neuralrp.retrieval.index import index_world_entries, wait_for_jobs
 from neuralrp.retrieval.lore import canon_law_entries, load_entries, lore_for_turn
 from neuralrp.retrieval.types import LoreEntry
@@ -134,5 +135,14 @@ def test_query_chunks() -> None:
     assert query_chunks("") == []
     assert query_chunks("one line") == ["one line"]
     text = "\n".join(f"line {i}" for i in range(12))
-    chunks = query_chunks(text, chunks=3)
-    assert chunks == ["line 9", "line 10", "line 11", text]
+    assert query_chunks(text, chunks=3) == ["line 9", "line 10", "line 11"]
+    assert query_chunks("  a  \n\n b\n") == ["a", "b"]
+
+
+def test_with_centroid_adds_the_normalized_mean_of_several_lines() -> None:
+    lines = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]], dtype=np.float32)
+    out = with_centroid(lines)
+    assert out.shape == (3, 3)
+    assert out[2] == pytest.approx([2 ** -0.5, 2 ** -0.5, 0.0])
+    one = lines[:1]
+    assert with_centroid(one) is one

@@ -1,12 +1,13 @@
-"""Timings of lore selection over 5,000 entries (printed, never asserted).
+"""Timings of lore selection over 5,000 entries: in memory, DB-backed and with the real embedding model.
 
-Run with ``.venv/bin/python -m pytest tests/retrieval/test_perf.py -s`` or
-``.venv/bin/python -m tests.retrieval.test_perf``.
+Run: .venv/bin/python bench/lore_select.py
 """
 
 from __future__ import annotations
 
 import random
+import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -21,7 +22,9 @@ from neuralrp.retrieval.embedder import HashEmbedder, OnnxMiniLM, l2_normalize, 
 from neuralrp.retrieval.index import OWNER_TYPE, index_world_entries
 from neuralrp.retrieval.lore import LoreIndex, load_entries, lore_for_turn, parse_key, select_lore
 from neuralrp.retrieval.types import LoreEntry
-from tests.retrieval.helpers import add_entry, add_world
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo root, for the test helpers
+from tests.retrieval.helpers import add_entry, add_world  # noqa: E402
 
 N = 5000
 DIM = 384
@@ -137,7 +140,7 @@ def db_timings(path: Path) -> dict[str, float]:
 
 
 def model_timings() -> dict[str, float]:
-    """The real ONNX MiniLM embedding one turn's query chunks (8 lines + the whole text)."""
+    """The real ONNX MiniLM embedding one turn's query lines (the last 8), and one short new line."""
     model = OnnxMiniLM()
     start = time.perf_counter()
     model.load()
@@ -154,24 +157,8 @@ def report(timings: dict[str, float]) -> None:
         print(f"  {name:<48} {ms:8.2f} ms")
 
 
-def test_select_lore_timings() -> None:
-    print(f"\nselect_lore over {N} entries (best of runs):")
-    report(pure_timings())
-
-
-def test_db_timings(tmp_path: Path) -> None:
-    print(f"\nDB-backed lore over {N} entries:")
-    report(db_timings(tmp_path / "perf.db"))
-
-
-def test_model_timings() -> None:
-    print("\nReal embedding model per turn:")
-    report(model_timings())
-
-
-if __name__ == "__main__":
-    import tempfile
-
+def main() -> None:
+    """Print every timing."""
     print(f"select_lore over {N} entries (best of runs):")
     report(pure_timings())
     with tempfile.TemporaryDirectory() as tmp:
@@ -179,3 +166,7 @@ if __name__ == "__main__":
         report(db_timings(Path(tmp) / "perf.db"))
     print("Real embedding model per turn:")
     report(model_timings())
+
+
+if __name__ == "__main__":
+    main()
