@@ -13,9 +13,10 @@ from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from neuralrp import __version__
-from neuralrp.api.routes import backups, cardgen, chats, library, messages, npcs, search, system
+from neuralrp.api.routes import backups, cardgen, chats, images, library, messages, npcs, search, system
 from neuralrp.api.routes import settings as settings_routes
 from neuralrp.api.routes import summaries as summaries_routes
+from neuralrp.api.routes import visual as visual_routes
 from neuralrp.config import Settings
 from neuralrp.errors import NeuralRPError
 from neuralrp.security import install_security
@@ -46,7 +47,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        services = await start_services(settings, llm_transport)
+        services = await start_services(settings, llm_transport, image_transport)
         for name, value in vars(services).items():
             setattr(app.state, name, value)
         log.info("NeuralRP %s ready; data in %s", __version__, settings.data_dir)
@@ -70,6 +71,8 @@ def create_app(
     app.include_router(settings_routes.router)
     app.include_router(summaries_routes.router)
     app.include_router(backups.router)
+    app.include_router(images.router)
+    app.include_router(visual_routes.router)
     install_security(app, settings)
     app.mount("/", StaticFiles(directory=WEB_DIR, html=True), name="web")
     return app

@@ -352,3 +352,43 @@ def backup_restore(ctx: click.Context, name: str, yes: bool) -> None:
         raise click.ClickException(e.message) from e
     click.echo(f"restored {report.restored} (schema version {report.schema_version}); "
                f"previous database kept as {report.pre_restore or 'nothing (there was none)'}")
+
+
+@cli.group(name="danbooru")
+def danbooru_group() -> None:
+    """Optional Danbooru data for the visual canon (needs internet and a Danbooru API key)."""
+
+
+@danbooru_group.command(name="fetch")
+@click.option("--login", envvar="DANBOORU_LOGIN", default="", help="Danbooru user name (or $DANBOORU_LOGIN).")
+@click.option("--api-key", envvar="DANBOORU_API_KEY", default="", help="Danbooru API key (or $DANBOORU_API_KEY).")
+@click.option("--tags", default="", help="Comma-separated character tags to fetch instead of the most used ones.")
+@click.option("--limit", type=click.IntRange(1, 5000), default=100, show_default=True,
+              help="How many of the most used character tags to fetch.")
+@click.option("--posts", type=click.IntRange(1, 200), default=20, show_default=True,
+              help="Posts read per character to find its core tags.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Output JSON (default DATA_DIR/danbooru/characters.json, which the visual canon reads).")
+@click.option("--base-url", default="https://danbooru.donmai.us", show_default=True, help="Danbooru server.")
+@click.option("--delay", type=click.FloatRange(0, 60), default=1.0, show_default=True,
+              help="Seconds between requests.")
+@click.pass_context
+def danbooru_fetch(ctx: click.Context, login: str, api_key: str, tags: str, limit: int, posts: int,
+                   out: Path | None, base_url: str, delay: float) -> None:
+    """Build the Danbooru character dataset (name, gender, core tags) from the Danbooru API."""
+    import time
+
+    from neuralrp.images.danbooru_fetch import dataset_path, run_fetch
+
+    if not login.strip() or not api_key.strip():
+        raise click.UsageError("a Danbooru login and API key are needed: --login/--api-key or DANBOORU_LOGIN/"
+                               "DANBOORU_API_KEY (make the key on your Danbooru profile page)")
+    target = out or dataset_path(_settings(ctx).data_dir)
+    names = [t.strip() for t in tags.split(",") if t.strip()]
+    try:
+        found = run_fetch(login, api_key, target, names=names, limit=limit, posts=posts, base_url=base_url,
+                          transport=ctx.obj.get("danbooru_transport"), delay=delay,
+                          sleep=ctx.obj.get("danbooru_sleep", time.sleep), echo=click.echo)
+    except NeuralRPError as e:
+        raise click.ClickException(f"{e.message} (nothing was written)") from e
+    click.echo(f"wrote {len(found)} characters to {target}")

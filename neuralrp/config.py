@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from neuralrp.errors import ConfigError
@@ -65,11 +65,42 @@ class LocalSettings(Section):
     startup_timeout_s: float = Field(120.0, gt=0)
 
 
+class SizePreset(Section):
+    label: str = Field(min_length=1)
+    width: int = Field(ge=64, le=4096)
+    height: int = Field(ge=64, le=4096)
+
+
+def _default_sizes() -> list[SizePreset]:
+    return [SizePreset(label="Square", width=512, height=512), SizePreset(label="Portrait", width=512, height=768),
+            SizePreset(label="Landscape", width=768, height=512)]
+
+
 class ImageSettings(Section):
     base_url: str | None = None
     timeout_s: float = Field(600.0, gt=0)
     large_context_tokens: int = Field(12000, ge=0)
     presets_enabled: bool = True
+    vram_gb: int = 8
+    steps: int = Field(20, ge=1, le=150)
+    cfg_scale: float = Field(7.0, ge=1, le=30)
+    sampler: str = "Euler a"
+    scheduler: str = "Automatic"
+    width: int = Field(512, ge=64, le=4096)
+    height: int = Field(512, ge=64, le=4096)
+    size_presets: list[SizePreset] = Field(default_factory=_default_sizes)
+    quality_tags: str = "masterpiece, best quality, high quality"
+    negative_prompt: str = "low quality, worst quality, bad anatomy, bad hands, text, watermark"
+    user_in_shot: bool = False
+    user_gender: Literal["female", "male", "other", ""] = ""
+    user_tags: str = ""
+
+    @field_validator("vram_gb")
+    @classmethod
+    def _known_card_size(cls, value: int) -> int:
+        if value not in (8, 12, 16):
+            raise ValueError("must be 8, 12 or 16 (GB of graphics memory)")
+        return value
 
 
 class ContextSettings(Section):

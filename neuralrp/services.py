@@ -18,6 +18,7 @@ from neuralrp.context.capsule_writer import CapsuleWriter
 from neuralrp.context.engine import PromptEngine
 from neuralrp.db.connection import Database
 from neuralrp.db.migrations import migrate
+from neuralrp.images.service import ImageService
 from neuralrp.library.service import Library
 from neuralrp.library.sync import scan, watch
 from neuralrp.llm.runtime import LLMRuntime, start_runtime
@@ -75,10 +76,12 @@ class Services:
     capsules: CapsuleWriter
     sync_task: asyncio.Task[None] | None
     scheduler: Scheduler
+    images: ImageService
 
 
-async def start_services(settings: Settings, llm_transport: httpx.AsyncBaseTransport | None) -> Services:
-    """Open the DB, sync the folders, start the LLM runtime, the embedder and the background writers."""
+async def start_services(settings: Settings, llm_transport: httpx.AsyncBaseTransport | None,
+                         image_transport: httpx.AsyncBaseTransport | None = None) -> Services:
+    """Open the DB, sync the folders, start the LLM runtime, the embedder, the background writers and images."""
     db = open_database(settings)
     library = Library(db, settings.data_dir, max_bytes=settings.security.max_upload_mb * 1024 * 1024)
     sync_task = await start_folder_sync(library, settings)
@@ -92,11 +95,12 @@ async def start_services(settings: Settings, llm_transport: httpx.AsyncBaseTrans
     busy = lambda: bool(generations.active)  # noqa: E731 - background writers wait while a reply streams
     summarizer = Summarizer(db, lambda: live.current, lambda: runtime.backend, busy=busy)
     capsules = CapsuleWriter(db, lambda: live.current, lambda: runtime.backend, busy=busy)
-    generations.after_reply.extend([summarizer.after_reply, capsules.after_reply])
+    generations.after_reply.extend([summarizer.after_reply, capsules.after_reply, prompts.after_reply])
     scheduler = make_scheduler(db, settings)
     scheduler.start()
+    images = ImageService(db, lambda: live.current, lambda: runtime.backend, transport=image_transport)
     return Services(db, library, live, runtime, embedder, prompts, generations, summarizer, capsules, sync_task,
-                    scheduler)
+                    scheduler, images)
 
 
 async def stop_services(services: Services) -> None:
@@ -105,6 +109,7 @@ async def stop_services(services: Services) -> None:
     await services.generations.aclose()
     await services.summarizer.aclose()
     await services.capsules.aclose()
+    await services.prompts.aclose()
     await services.llm_runtime.aclose()
     if services.sync_task is not None:
         services.sync_task.cancel()

@@ -80,13 +80,32 @@ def _talkativeness(data: dict[str, Any]) -> float:
     return min(1.0, max(0.0, value))
 
 
+def card_visual(data: dict[str, Any]) -> tuple[str, str]:
+    """(gender, visual_tags) kept in the card's extensions.neuralrp; '' where absent or unusable."""
+    ext = data.get("extensions")
+    ours = ext.get("neuralrp") if isinstance(ext, dict) else None
+    if not isinstance(ours, dict):
+        return "", ""
+    gender = ours.get("gender")
+    gender = gender.strip().lower() if isinstance(gender, str) else ""
+    tags = ours.get("visual_tags")
+    if isinstance(tags, list):
+        tags = ", ".join(str(t).strip() for t in tags if str(t).strip())
+    return (gender if gender in ("female", "male", "other") else ""), (tags.strip() if isinstance(tags, str) else "")
+
+
 def insert_character(conn: Any, card: Any, *, scope_chat_id: int | None = None, gender: str = "",
                      visual_tags: str = "", avatar_path: str | None = None, source_file: str | None = None,
                      source_mtime: float | None = None) -> int:
-    """Validate and store a card (tags indexed); returns the new id. Call inside a transaction."""
+    """Validate and store a card (tags indexed); returns the new id. Call inside a transaction.
+
+    Gender and visual tags not given are read from the card's extensions.neuralrp (an exported card keeps them).
+    """
     card = as_v2(card)
     now = iso()
     data = card["data"]
+    card_gender, card_tags = card_visual(data)
+    gender, visual_tags = gender or card_gender, visual_tags or card_tags
     cur = conn.execute(
         "INSERT INTO characters (uid, name, card_json, spec, scope_chat_id, gender, visual_tags, talkativeness,"
         " avatar_path, source_file, source_mtime, created_at, updated_at)"

@@ -16,6 +16,9 @@ EDITABLE: dict[str, tuple[str, ...]] = {
     "sampling": ("temperature", "top_p", "top_k", "min_p", "repetition_penalty", "max_tokens", "stop"),
     "context": ("max_tokens", "absence_turns", "summarize_at", "keep_recent_turns", "summary_word_limit"),
     "world": ("canon_law_every", "lore_token_budget", "semantic_threshold"),
+    "images": ("base_url", "timeout_s", "large_context_tokens", "presets_enabled", "vram_gb", "steps", "cfg_scale",
+               "sampler", "scheduler", "width", "height", "quality_tags", "negative_prompt", "user_in_shot",
+               "user_gender", "user_tags"),
 }
 MASK = "***"
 log = logging.getLogger(__name__)

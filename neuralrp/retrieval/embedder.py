@@ -352,6 +352,12 @@ class LazyEmbedder:
                 self._cache.move_to_end(text)
         return np.stack(rows) if rows else _empty(self.dim)
 
+    def embed_uncached(self, texts: list[str]) -> np.ndarray:
+        """Embed a bulk of one-off texts without passing them through the cache (it keeps chat lines)."""
+        if not self.wait() or self._inner is None:
+            raise EmbedderUnavailable(f"embedding model {self.model_id} failed to load: {self._error}")
+        return self._inner.embed(texts)
+
     def _load(self) -> None:
         started = time.monotonic()
         try:

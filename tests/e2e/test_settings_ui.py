@@ -109,6 +109,27 @@ def test_save_sends_only_changes_and_values_persist(page: Page, page_log: PageLo
     assert_clean(page_log)
 
 
+def test_images_section_points_neuralrp_at_an_image_server(page: Page, page_log: PageLog, app_url: str) -> None:
+    assert httpx.get(f"{app_url}/api/images/status", timeout=10).json()["configured"] is False
+    page.get_by_label("Image server URL", exact=True).fill("http://127.0.0.1:7860")
+    page.get_by_label("Graphics card memory", exact=True).select_option("12")
+    page.get_by_label("Put me in snapshots", exact=True).check()
+    page.get_by_label("My gender", exact=True).select_option("female")
+    with page.expect_request(lambda r: r.method == "PUT" and r.url.endswith("/api/settings")) as put:
+        page.get_by_role("button", name="Save").click()
+    assert put.value.post_data_json == {"images": {"base_url": "http://127.0.0.1:7860", "vram_gb": 12,
+                                                   "user_in_shot": True, "user_gender": "female"}}
+    expect(page.get_by_role("status").filter(has_text="Saved")).to_be_visible()
+    images = current(app_url)["values"]["images"]
+    assert (images["base_url"], images["vram_gb"], images["user_in_shot"]) == ("http://127.0.0.1:7860", 12, True)
+    assert httpx.get(f"{app_url}/api/images/status", timeout=10).json()["configured"] is True
+    page.reload()
+    expect(page.get_by_label("Graphics card memory", exact=True)).to_have_value("12")
+    for key in ("base_url", "vram_gb", "user_in_shot", "user_gender"):
+        httpx.delete(f"{app_url}/api/settings/images/{key}", timeout=10).raise_for_status()
+    assert_clean(page_log)
+
+
 def test_reset_goes_back_to_the_config_value(page: Page, page_log: PageLog, app_url: str) -> None:
     httpx.put(f"{app_url}/api/settings", json={"sampling": {"top_k": 77}}, timeout=10).raise_for_status()
     page.reload()

@@ -56,7 +56,7 @@ function swipeControls(msg, { busy, onSwipe }) {
 }
 
 /** The inner parts of one message article. */
-function messageParts(entry, { isLastReply, busy, onSwipe, actions }) {
+function messageParts(entry, { isLastReply, busy, onSwipe, actions, extras }) {
   const { msg, error, editor } = entry;
   const name = speaker(msg);
   return [
@@ -69,15 +69,17 @@ function messageParts(entry, { isLastReply, busy, onSwipe, actions }) {
         actions && !editor && msg.status !== 'streaming' && messageActions(msg, actions, { busy })),
       el('div', { class: ['msg-bubble', editor && 'is-editing'] }, editor ?? body(msg)),
       isLastReply && (msg.swipe_count ?? 0) > 1 && swipeControls(msg, { busy, onSwipe }),
+      extras?.(msg),
       error && el('p', { class: 'msg-error', role: 'alert' }, icon('alert', { size: 16 }), el('span', {}, error))),
   ];
 }
 
 /**
- * Create the log. onSwipe(message, index) is called by the swipe arrows. Returns the element and methods to
- * change it: set, prepend, upsert, appendText, remove, setError, setBusy, get, last, lastReply, scrollToEnd.
+ * Create the log. onSwipe(message, index) is called by the swipe arrows; extras(message) may return a node shown
+ * under the bubble (the message's images). Returns the element and methods to change it: set, prepend, upsert,
+ * appendText, remove, setError, setBusy, redraw, get, last, lastReply, scrollToEnd.
  */
-export function createMessageList({ onSwipe, header = null, actions = null } = {}) {
+export function createMessageList({ onSwipe, header = null, actions = null, extras = null } = {}) {
   const items = el('div', { class: 'msg-items' });
   const empty = el('p', { class: 'msg-empty' }, 'No messages yet. Say hello.');
   const node = el('div', { class: 'messages', role: 'log', 'aria-label': 'Messages', tabindex: '0' },
@@ -107,7 +109,7 @@ export function createMessageList({ onSwipe, header = null, actions = null } = {
     const { msg } = entry;
     entry.node.className = ['msg', `msg-${msg.role}`, entry.error && 'has-error'].filter(Boolean).join(' ');
     entry.node.dataset.status = msg.status ?? 'complete';
-    replace(entry.node, messageParts(entry, { isLastReply: id === lastReplyId(), busy, onSwipe, actions }));
+    replace(entry.node, messageParts(entry, { isLastReply: id === lastReplyId(), busy, onSwipe, actions, extras }));
     if (focusedDir) entry.node.querySelector(`.swipe-btn[data-dir="${focusedDir}"]:not([disabled])`)?.focus();
   }
 
@@ -213,6 +215,10 @@ export function createMessageList({ onSwipe, header = null, actions = null } = {
     /** Clear every error line. */
     clearErrors() {
       for (const [id, known] of entries) if (known.error) { known.error = null; draw(id); }
+    },
+    /** Draw one message again (its extras changed); keeps following the bottom. */
+    redraw(id) {
+      if (entries.has(id) && !entries.get(id).editor) follow(() => draw(id));
     },
     /** While a reply is written the swipe arrows and message actions are disabled. */
     setBusy(flag) {

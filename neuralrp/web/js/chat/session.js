@@ -17,6 +17,7 @@ import { createExportMenu } from './export.js';
 import { openForkDialog } from './fork.js';
 import { openHistory } from './history.js';
 import { icon } from './icons.js';
+import { createChatImages } from './images.js';
 import { createInspector, toolButton } from './inspector.js';
 import { chatName } from './list.js';
 import { createMessageList } from './messages.js';
@@ -75,22 +76,27 @@ export function openChat(container, chatId, { signal, onActivity: listChanged = 
 
   const inspector = createInspector({ chatId, signal });
   const cast = createCastControls({ chatId, signal, onChange: (chat) => showChat(chat) });
+  const images = createChatImages({ chatId, signal });
   const header = chatHeader({ mode: cast.mode,
     tools: [cast.button, summariesButton({ chatId, onChanged: () => (generating ? inspector.refresh() : load()) }),
       inspector.button] });
   /** After a reply: refresh the chat list and the open prompt inspector. */
   const onActivity = () => { listChanged(); inspector.refresh(); };
   /** Show the chat's name, cast and mode everywhere. */
-  const showChat = (chat) => { current = chat; header.show(chat); cast.show(chat); inspector.setChat(chat); };
+  const showChat = (chat) => {
+    current = chat; header.show(chat); cast.show(chat); inspector.setChat(chat); images.setChat(chat);
+  };
   header.addTools(
     createRenamer({ chatId, titleNode: header.title, getTitle: () => current?.title ?? '', signal,
       onRenamed: (chat) => { showChat(chat); listChanged(); },
       makeButton: (text, fn) => withIcon(toolButton(text, 'edit', fn), 'edit') }),
     createExportMenu({ chatId, signal,
-      makeButton: (text, fn, attrs) => withIcon(toolButton(text, 'download', fn, attrs), 'download') }).node);
+      makeButton: (text, fn, attrs) => withIcon(toolButton(text, 'download', fn, attrs), 'download') }).node,
+    ...images.tools);
   const earlier = el('button', { type: 'button', class: 'btn btn-ghost btn-small load-earlier', hidden: true,
     on: { click: () => loadEarlier() } }, 'Load earlier messages');
-  const messages = createMessageList({ onSwipe: (msg, index) => swipe(msg, index), header: earlier, actions: {
+  const messages = createMessageList({ onSwipe: (msg, index) => swipe(msg, index), header: earlier,
+    extras: (msg) => images.extras(msg), actions: {
     onEdit: (msg) => editMessage(msg),
     onDelete: (msg) => deleteWithUndo(msg, { signal, onDeleted: () => messages.remove(msg.id),
       onRestored: () => load() }),
@@ -103,7 +109,8 @@ export function openChat(container, chatId, { signal, onActivity: listChanged = 
     onRegenerate: () => generate('regenerate', {}),
     onContinue: () => generate('continue', {}),
   });
-  replace(container, header.node, messages.node, composer.node);
+  images.attach(messages);
+  replace(container, header.node, images.strip, messages.node, composer.node);
 
   /** Flip the busy state everywhere. */
   function setGenerating(flag) {
@@ -345,7 +352,8 @@ export function openChat(container, chatId, { signal, onActivity: listChanged = 
     }
   }
 
-  load().then(() => {
+  load().then(async () => {
+    if (!signal.aborted) await images.load();
     if (!signal.aborted) jumpToRoute();
     const keyboardless = window.matchMedia('(pointer: fine)').matches; // no on-screen keyboard popping up
     if (keyboardless && !signal.aborted && container.contains(composer.node)) composer.focus();

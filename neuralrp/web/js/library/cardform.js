@@ -63,7 +63,7 @@ function section(title, ...children) {
 }
 
 /**
- * cardForm(card, {onDirty, signal}) -> {node, controls, cardToSave(), fill(card)}.
+ * cardForm(card, {onDirty, signal}) -> {node, controls, cardToSave(), fill(card), rebase(card)}.
  * controls maps data keys to their inputs (for marking a field the server refused).
  */
 export function cardForm(initialCard, { onDirty, signal }) {
@@ -133,5 +133,10 @@ export function cardForm(initialCard, { onDirty, signal }) {
     shown = new Map([...controls].map(([key, input]) => [key, input.value]));
   }
 
-  return { node: el('div', { class: 'lib-form-sections' }, sections), controls, cardToSave, fill };
+  /** Adopt a card stored by another route (the visual tags), keeping unsaved edits in the form. */
+  function rebase(card) {
+    if (card) stored = card;
+  }
+
+  return { node: el('div', { class: 'lib-form-sections' }, sections), controls, cardToSave, fill, rebase };
 }

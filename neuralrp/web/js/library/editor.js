@@ -15,6 +15,7 @@ import { regenerateButtons } from './generate.js';
 import { avatar } from './grid.js';
 import { icon, libButton, libLink } from './icons.js';
 import { renderLorebook } from './lorebook.js';
+import { visualSection } from './visual.js';
 
 /**
  * The card field a server error sentence names, or null: "field 'data.tags' must…" -> 'tags',
@@ -69,6 +70,8 @@ export async function renderCharacterEditor(root, { signal, navigate }, id) {
   regenerateButtons(form, { signal });
   const saveButton = libButton('Save', { variant: 'primary', icon: 'save', type: 'submit' });
   const lore = el('section', { class: 'lib-section lib-lorebook' });
+  const visual = visualSection(character, { signal, description: () => form.controls.get('description')?.value,
+    onSaved: (updated) => { character = updated; form.rebase(updated.card); } });
 
   /** Clear the marks of a refused field. */
   function unmark() {
@@ -146,7 +149,7 @@ export async function renderCharacterEditor(root, { signal, navigate }, id) {
       submit: (e) => { e.preventDefault(); save(); },
       input: (e) => { if (!e.target.closest('.lib-tag-picker')) setDirty(true); }, // typing a tag is not an edit
     } },
-  form.node, lore,
+  form.node, visual.node, lore,
   el('div', { class: 'lib-savebar' }, el('div', { class: 'lib-savebar-text' }, status, problem.node), saveButton));
 
   replace(root, crumbs, el('div', { class: 'lib-editor' }, sidePanel(character, actions), formNode));

@@ -1,5 +1,5 @@
 /**
- * Settings view: the UI-editable settings (GET/PUT /api/settings) as labelled form fields in four sections.
+ * Settings view: the UI-editable settings (GET/PUT /api/settings) as labelled form fields in five sections.
  * Save sends only the changed fields; a refused value shows the server's sentence and marks the field;
  * keys overridden here get a Reset button (DELETE /api/settings/{section}/{key}); Test connection asks
  * GET /api/llm/info what the saved LLM server is.
@@ -54,6 +54,29 @@ const SECTIONS = [
     lore_token_budget: int('Lore token budget', { min: 0 }),
     semantic_threshold: num('Semantic match threshold', { min: -1, max: 1 }),
   } },
+  { key: 'images', title: 'Images', icon: 'images', fields: {
+    base_url: { label: 'Image server URL', type: 'text', nullable: true, wide: true,
+      placeholder: 'http://127.0.0.1:7860',
+      hint: 'AUTOMATIC1111 / Forge / SD.Next started with --api (:7860), or KoboldCpp with an image model (:5001).' },
+    timeout_s: num('Image timeout (seconds)', { min: 1 }),
+    steps: int('Steps', { min: 1, max: 150 }),
+    cfg_scale: num('CFG scale', { min: 1, max: 30 }),
+    sampler: { label: 'Sampler', type: 'text' },
+    scheduler: { label: 'Scheduler', type: 'text' },
+    width: int('Width', { min: 64, max: 4096 }),
+    height: int('Height', { min: 64, max: 4096 }),
+    quality_tags: { label: 'Quality tags', type: 'text', wide: true },
+    negative_prompt: { label: 'Negative prompt', type: 'text', wide: true },
+    presets_enabled: { label: 'Performance presets', type: 'checkbox',
+      hint: 'Lower steps and size when the chat context is large, so both models fit in graphics memory.' },
+    large_context_tokens: int('Large context from (tokens)', { min: 0 }),
+    vram_gb: { label: 'Graphics card memory', type: 'select',
+      options: [['8', '8 GB'], ['12', '12 GB'], ['16', '16 GB or more']], numeric: true },
+    user_in_shot: { label: 'Put me in snapshots', type: 'checkbox' },
+    user_gender: { label: 'My gender', type: 'select',
+      options: [['', 'Not set'], ['female', 'Female'], ['male', 'Male'], ['other', 'Other']] },
+    user_tags: { label: 'My visual tags', type: 'text', wide: true, hint: 'Danbooru tags, comma-separated.' },
+  } },
 ];
 
 /** Stop strings <-> textarea lines (a newline inside a string is written \n). */
@@ -87,6 +110,7 @@ function fill(input, spec, value) {
 /** The value a control holds now, in the API's type. */
 function read(input, spec) {
   if (spec.type === 'checkbox') return input.checked;
+  if (spec.numeric) return Number(input.value);
   if (spec.type === 'lines') return textToLines(input.value);
   if (spec.type === 'number') return input.value.trim() === '' ? null : Number(input.value);
   if (spec.type === 'text' && spec.nullable) return input.value.trim() || null;

@@ -1,0 +1,93 @@
+/**
+ * The "Appearance for images" section of the character editor: Gender and Visual tags (Danbooru tags used when
+ * the character is pictured), "Make Danbooru tags" (POST /api/characters/{id}/visual-canon fills the field for
+ * editing; nothing is stored) and its own "Save appearance" (PUT /api/characters/{id}/visual).
+ */
+
+import { post, put } from '../api.js';
+import { el } from '../dom.js';
+import { toast } from '../toast.js';
+import { errorLine, field, select, textArea } from './form.js';
+import { libButton } from './icons.js';
+
+const GENDERS = [['', 'Not set'], ['female', 'Female'], ['male', 'Male'], ['other', 'Other']];
+
+/** "12 tags (8 exact, 3 alias, 1 semantic)". */
+function matchSummary(result) {
+  const counts = new Map();
+  for (const m of result.matches ?? []) counts.set(m.how, (counts.get(m.how) ?? 0) + 1);
+  const parts = [...counts].map(([how, n]) => `${n} ${how}`).join(', ');
+  const total = (result.tags ?? []).length;
+  return `${total} tag${total === 1 ? '' : 's'} suggested${parts ? ` (${parts})` : ''}. Edit them, then save.`;
+}
+
+/**
+ * visualSection(character, {signal, description, onSaved}) -> {node}. description() gives the description text
+ * shown in the card form (sent to visual-canon); onSaved(character) gets the server's character after a save.
+ */
+export function visualSection(character, { signal, description = () => undefined, onSaved = () => {} }) {
+  const gender = select('gender', character.gender ?? '', GENDERS, { onChange: () => setDirty(true) });
+  const tags = textArea('visual_tags', character.visual_tags ?? '', { rows: 3,
+    placeholder: '1girl, red_hair, long_hair, green_eyes, leather_apron', onInput: () => setDirty(true) });
+  const status = el('p', { class: 'lib-save-status visual-status', role: 'status' }, 'Saved');
+  const problem = errorLine();
+  const make = libButton('Make Danbooru tags', { icon: 'tag', onClick: () => suggest() });
+  const save = libButton('Save appearance', { variant: 'primary', icon: 'save', onClick: () => store() });
+  const id = 'lib-sec-appearance';
+  const node = el('section', { class: 'lib-section lib-visual', 'aria-labelledby': id,
+    // typing here is not an unsaved card edit: this section saves on its own
+    on: { input: (e) => e.stopPropagation(), change: (e) => e.stopPropagation() } },
+  el('h2', { class: 'lib-section-title', id }, 'Appearance for images'),
+  el('div', { class: 'lib-fields' },
+    field('Gender', gender),
+    field('Visual tags', tags, { wide: true,
+      hint: 'Danbooru tags, comma separated. Used when this character is pictured and for [Name] in image prompts.' })),
+  el('div', { class: 'lib-visual-actions' }, make, save, status), problem.node);
+
+  /** Mark the section as changed or saved. */
+  function setDirty(on) {
+    status.textContent = on ? 'Unsaved appearance changes' : 'Saved';
+    status.classList.toggle('is-dirty', on);
+  }
+
+  /** Ask the server for Danbooru tags from the description; they go into the field for editing. */
+  async function suggest() {
+    problem.hide();
+    make.setAttribute('aria-disabled', 'true');
+    make.classList.add('is-busy');
+    try {
+      const body = { description: description(), gender: gender.value || undefined };
+      const result = await post(`/api/characters/${character.id}/visual-canon`, body, { signal, quiet: true });
+      tags.value = result.visual_tags ?? (result.tags ?? []).join(', ');
+      setDirty(true);
+      status.textContent = matchSummary(result);
+      tags.focus();
+    } catch (err) {
+      if (err?.name !== 'AbortError') problem.show(err?.detail ?? String(err));
+    } finally {
+      make.removeAttribute('aria-disabled');
+      make.classList.remove('is-busy');
+    }
+  }
+
+  /** PUT gender and visual tags. */
+  async function store() {
+    problem.hide();
+    save.setAttribute('aria-disabled', 'true');
+    try {
+      const updated = await put(`/api/characters/${character.id}/visual`,
+        { gender: gender.value, visual_tags: tags.value }, { signal, quiet: true });
+      gender.value = updated.gender ?? gender.value;
+      tags.value = updated.visual_tags ?? tags.value;
+      setDirty(false);
+      toast(`Saved the appearance of ${updated.name ?? character.name}.`, { kind: 'success' });
+      onSaved(updated);
+    } catch (err) {
+      if (err?.name !== 'AbortError') problem.show(err?.detail ?? String(err));
+    } finally {
+      save.removeAttribute('aria-disabled');
+    }
+  }
+
+  return { node };
+}
