@@ -52,6 +52,21 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield server.url
 
 
+def expect(target: Any) -> Any:
+    """Playwright's expect, imported lazily so collection works without playwright installed."""
+    from playwright.sync_api import expect as pw_expect
+
+    return pw_expect(target)
+
+
+@pytest.fixture(scope="module")
+def fake() -> Any:
+    """A fake llama.cpp server for the module's app (a module may define its own to pick another flavour)."""
+    from tests.fakes import FakeLLM
+
+    return FakeLLM("llamacpp")
+
+
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     """Headless Debian chromium (never `playwright install`); fails loudly when it is missing.

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import httpx
 import pytest
@@ -11,20 +11,13 @@ import pytest
 from neuralrp.app import create_app
 from neuralrp.config import load_settings
 from tests.api.chat_helpers import CARD
-from tests.e2e.conftest import PageLog
+from tests.e2e.conftest import PageLog, expect
 from tests.fakes import LiveServer
 
 if TYPE_CHECKING:
     from playwright.sync_api import Page
 
 pytestmark = pytest.mark.playwright
-
-
-def expect(target: Any) -> Any:
-    """Playwright's expect, imported lazily."""
-    from playwright.sync_api import expect as pw_expect
-
-    return pw_expect(target)
 
 
 @pytest.fixture(scope="module")

@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import httpx
 import pytest
 
 from tests.cardgen.helpers import ANSWER, DESCRIPTION, WORLD_ANSWER, answer
-from tests.e2e.conftest import PageLog, serve_with_llm
+from tests.e2e.conftest import PageLog, expect, serve_with_llm
 from tests.fakes import FakeLLM
 
 if TYPE_CHECKING:
@@ -19,18 +19,6 @@ if TYPE_CHECKING:
 
 pytestmark = pytest.mark.playwright
 HTTP_ERROR_LOG = re.compile(r"Failed to load resource: the server responded with a status of 502 ")
-
-
-def expect(target: Any) -> Any:
-    """Playwright's expect, imported lazily so collection works without playwright installed."""
-    from playwright.sync_api import expect as pw_expect
-
-    return pw_expect(target)
-
-
-@pytest.fixture(scope="module")
-def fake() -> FakeLLM:
-    return FakeLLM("llamacpp")
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import pytest
 
-from tests.e2e.conftest import PageLog, serve_with_llm
+from tests.e2e.conftest import PageLog, expect, serve_with_llm
 from tests.fakes import FakeLLM
 
 if TYPE_CHECKING:
@@ -27,18 +27,6 @@ CARD = {"spec": "chara_card_v2", "spec_version": "2.0",
         "data": {"name": "Seraphina", "description": "Guardian of the glade.",
                  "first_mes": "*Seraphina kneels beside you.* \"You're awake.\""}}
 HTTP_ERROR_LOG = re.compile(r"Failed to load resource: the server responded with a status of 4\d\d ")
-
-
-def expect(target: Any) -> Any:
-    """Playwright's expect, imported lazily so collection works without playwright installed."""
-    from playwright.sync_api import expect as pw_expect
-
-    return pw_expect(target)
-
-
-@pytest.fixture(scope="module")
-def fake() -> FakeLLM:
-    return FakeLLM("llamacpp")
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,7 @@ import httpx
 import pytest
 from PIL import Image
 
-from tests.e2e.conftest import PHONE, PageLog, serve_with_llm
+from tests.e2e.conftest import PHONE, PageLog, expect, serve_with_llm
 from tests.fakes import FakeA1111, FakeLLM, LiveServer
 
 if TYPE_CHECKING:
@@ -30,18 +30,6 @@ KEYWORDS = {"location": "harbour tea stall", "action": "pouring tea", "activity"
             "dress": "leather apron", "expression": "smile"}
 CARD = {"spec": "chara_card_v2", "spec_version": "2.0",
         "data": {"name": "Mira", "description": "A tea seller with red hair.", "first_mes": "*Mira pours tea.* Sit."}}
-
-
-def expect(target: Any) -> Any:
-    """Playwright's expect, imported lazily so collection works without playwright installed."""
-    from playwright.sync_api import expect as pw_expect
-
-    return pw_expect(target)
-
-
-@pytest.fixture(scope="module")
-def fake() -> FakeLLM:
-    return FakeLLM("llamacpp")
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from tests.conftest import FIXTURES
-from tests.e2e.conftest import DESKTOP, PHONE, PageLog, serve_with_llm
+from tests.e2e.conftest import DESKTOP, PHONE, PageLog, expect, serve_with_llm
 from tests.fakes import FakeLLM
 
 if TYPE_CHECKING:
@@ -28,18 +28,6 @@ pytestmark = pytest.mark.playwright
 
 HTTP_ERROR_LOG = re.compile(r"Failed to load resource: the server responded with a status of (4|5)\d\d ")
 LORE_MESSAGE = "Seraphina, tell me about the Eldoria forest, its magic and the beasts in the dark."
-
-
-def expect(target: Any) -> Any:
-    """Playwright's expect, imported lazily so collection works without playwright installed."""
-    from playwright.sync_api import expect as pw_expect
-
-    return pw_expect(target)
-
-
-@pytest.fixture(scope="module")
-def fake() -> FakeLLM:
-    return FakeLLM("llamacpp")
 
 
 @pytest.fixture(scope="module")

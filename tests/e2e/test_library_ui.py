@@ -19,7 +19,7 @@ from neuralrp.app import create_app
 from neuralrp.config import load_settings
 from neuralrp.library.cardfile import parse_card
 from tests.conftest import FIXTURES
-from tests.e2e.conftest import PHONE, PageLog
+from tests.e2e.conftest import PHONE, PageLog, expect
 from tests.fakes.live import LiveServer
 
 if TYPE_CHECKING:
@@ -37,13 +37,6 @@ TAGS = {
     "Aqua": ["fantasy", "comedy"],
     "Chiharu Yamada": ["slice of life", "comedy"],
 }
-
-
-def expect(target: Any) -> Any:
-    """Playwright's expect, imported lazily so collection works without playwright installed."""
-    from playwright.sync_api import expect as pw_expect
-
-    return pw_expect(target)
 
 
 @pytest.fixture(scope="module")

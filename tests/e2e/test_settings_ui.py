@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import pytest
 
-from tests.e2e.conftest import DESKTOP, PHONE, PageLog, serve_with_llm
+from tests.e2e.conftest import DESKTOP, PHONE, PageLog, expect, serve_with_llm
 from tests.fakes import FakeLLM
 
 if TYPE_CHECKING:
@@ -19,13 +19,6 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.playwright
 
 HTTP_ERROR_LOG = re.compile(r"Failed to load resource: the server responded with a status of (4|5)\d\d ")
-
-
-def expect(target: Any) -> Any:
-    """Playwright's expect, imported lazily so collection works without playwright installed."""
-    from playwright.sync_api import expect as pw_expect
-
-    return pw_expect(target)
 
 
 def assert_clean(page_log: PageLog) -> None:

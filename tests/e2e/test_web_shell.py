@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import pytest
 
-from tests.e2e.conftest import PHONE, PageLog
+from tests.e2e.conftest import PHONE, PageLog, expect
 
 if TYPE_CHECKING:
     from playwright.sync_api import Locator, Page, Route
@@ -27,13 +27,6 @@ VIEWS = [
     ("Settings", "settings", "Settings"),
     ("Status", "status", "System status"),
 ]
-
-
-def expect(target: Any) -> Any:
-    """Playwright's expect, imported lazily so collection works without playwright installed."""
-    from playwright.sync_api import expect as pw_expect
-
-    return pw_expect(target)
 
 
 def main_nav(page: Page) -> Locator:

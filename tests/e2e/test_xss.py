@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import pytest
 
-from tests.e2e.conftest import PageLog, serve_with_llm
+from tests.e2e.conftest import PageLog, expect, serve_with_llm
 from tests.fakes import FakeLLM
 
 if TYPE_CHECKING:
@@ -43,13 +43,6 @@ SINKS = ("script:not([src]), iframe, object, embed, img[src='x'], [onerror], [on
          "a[href^='javascript' i], style:not([data-app])")
 
 
-def expect(target: Any) -> Any:
-    """Playwright's expect, imported lazily so collection works without playwright installed."""
-    from playwright.sync_api import expect as pw_expect
-
-    return pw_expect(target)
-
-
 def evil_card() -> dict[str, Any]:
     """A V2 card with a payload in every field, its lorebook too."""
     entries = [{"keys": [p[:60], "forest"], "secondary_keys": [p[:40]], "content": f"Lore {i}: {EVIL}",
@@ -65,11 +58,6 @@ def evil_card() -> dict[str, Any]:
         "character_book": {"name": f"Book {PAYLOADS[1]}", "entries": entries}, "extensions": {},
     }
     return {"spec": "chara_card_v2", "spec_version": "2.0", "data": data}
-
-
-@pytest.fixture(scope="module")
-def fake() -> FakeLLM:
-    return FakeLLM("llamacpp")
 
 
 @pytest.fixture(scope="module")
