@@ -2,7 +2,8 @@
 
 A card whose every text field (and tags, alternate greetings, lorebook keys and content, the persona name,
 the LLM's reply and the user's message) carries script payloads is created through the API. The library
-grid, search results, card editor, world editor, a chat with its greeting and the prompt inspector are
+grid, search results, card editor, world editor, a chat with its greeting, the prompt inspector and an image
+with a hostile prompt and tags (gallery card, details, inpaint dialog) are
 opened; every payload tries to bump `window.__xss` or call alert(), and CSS injection tries to hide the body.
 """
 
@@ -15,7 +16,7 @@ import httpx
 import pytest
 
 from tests.e2e.conftest import PageLog, expect, serve_with_llm
-from tests.fakes import FakeLLM
+from tests.fakes import FakeA1111, FakeLLM, LiveServer
 
 if TYPE_CHECKING:
     from playwright.sync_api import Dialog, Page
@@ -62,8 +63,9 @@ def evil_card() -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def app_url(fake: FakeLLM, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """NeuralRP on a real port, its LLM the fake on another port."""
-    with serve_with_llm(fake, tmp_path_factory.mktemp("xss-ui")) as url:
+    """NeuralRP on a real port, its LLM and image server fakes on two others."""
+    with LiveServer(FakeA1111().app) as sd, \
+            serve_with_llm(fake, tmp_path_factory.mktemp("xss-ui"), images={"base_url": sd.url}) as url:
         yield url
 
 
@@ -81,7 +83,13 @@ def seeded(app_url: str, fake: FakeLLM) -> dict[str, Any]:
     sent = httpx.post(f"{app_url}/api/chats/{chat.json()['id']}/messages",
                       json={"content": f"User {EVIL}", "stream": False}, timeout=30)
     assert sent.status_code < 300, sent.text
-    return {"character": character, "chat": chat.json()}
+    image = httpx.post(f"{app_url}/api/images/generate", json={"prompt": f"Prompt {EVIL}", "negative_prompt": EVIL,
+                                                              "chat_id": chat.json()["id"]}, timeout=30)
+    assert image.status_code == 201, image.text
+    tagged = httpx.patch(f"{app_url}/api/images/{image.json()['id']}", json={"tags": [p[:40] for p in PAYLOADS[:4]]},
+                         timeout=30)
+    assert tagged.status_code == 200, tagged.text
+    return {"character": character, "chat": chat.json(), "image": tagged.json()}
 
 
 @pytest.fixture
@@ -164,3 +172,24 @@ def test_chat_greeting_reply_and_inspector_stay_inert(
     expect(page.locator(".lib-card").first).to_be_visible()
     assert_inert(page, dialogs)
     page_log.assert_clean()
+
+
+def test_gallery_lightbox_details_and_inpaint_stay_inert(
+        guarded: tuple[Page, list[str]], page_log: PageLog, seeded: dict[str, Any]) -> None:
+    page, dialogs = guarded
+    page.goto("/#/images")
+    card = page.locator(f".img-card[data-image-id='{seeded['image']['id']}']")
+    expect(card).to_contain_text("Prompt <script>")  # the prompt is shown as text
+    card.get_by_text("Details", exact=True).click()
+    assert_inert(page, dialogs)
+    card.get_by_role("button", name="Inpaint").click()
+    dialog = page.get_by_role("dialog", name="Inpaint")
+    expect(dialog.get_by_label("Prompt", exact=True)).to_have_value(seeded["image"]["prompt"])
+    assert_inert(page, dialogs)
+    page.keyboard.press("Escape")
+    expect(dialog).to_be_hidden()
+    page.goto(f"/#/chat/{seeded['chat']['id']}")
+    expect(page.locator(".msg").last).to_be_visible()
+    assert_inert(page, dialogs)
+    page_log.assert_clean()
+
