@@ -2,6 +2,7 @@
 
 Detection order matters: TabbyAPI impersonates KoboldCpp's /api/extra/version and
 KoboldCpp serves llama.cpp's /props, so the more specific probes run first.
+Ollama in chat mode is driven through its native /api/chat (see neuralrp/llm/ollama.py).
 """
 
 from __future__ import annotations
@@ -9,23 +10,27 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 
 from neuralrp.config import LLMSettings
 from neuralrp.errors import BackendBadResponse, BackendError, BackendUnavailable
-from neuralrp.llm import templates, wire
+from neuralrp.llm import ollama, templates, wire
 from neuralrp.llm.sse import DONE, aiter_events
 from neuralrp.llm.types import BackendInfo, BackendKind, ChatMessage, Completion, SamplingParams, StreamChunk
 
 log = logging.getLogger(__name__)
 
-OLLAMA_DEFAULT_CONTEXT = 4096
+Dialect = Literal["chat", "text", "ollama"]  # OpenAI chat SSE, OpenAI text SSE, Ollama native NDJSON
 
 
 class OpenAICompatBackend:
-    """LLMBackend over HTTP; `transport` is the test seam."""
+    """LLMBackend over HTTP; `transport` is the test seam.
+
+    `context_length` is the window to assume when the server reports none; `context_wish` is the window
+    NeuralRP would like (context.max_tokens), which it asks Ollama to allocate.
+    """
 
     def __init__(
         self,
@@ -34,6 +39,7 @@ class OpenAICompatBackend:
         base_url: str | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         context_length: int | None = None,
+        context_wish: int | None = None,
     ) -> None:
         url = wire.llm_root(base_url or settings.base_url)
         if not url:
@@ -46,15 +52,16 @@ class OpenAICompatBackend:
                                        trust_env=False)
         self._info: BackendInfo | None = None
         self._context_fallback = context_length
+        self._context_wish = context_wish or ollama.DEFAULT_CONTEXT
 
     async def aclose(self) -> None:
         """Close the HTTP client."""
         await self._http.aclose()
 
-    async def _get_json(self, path: str) -> Any | None:
-        """GET a JSON document; None on 4xx/5xx or a body that is not JSON."""
+    async def _get_json(self, path: str, body: Any = None) -> Any | None:
+        """GET (POST when there is a body) a JSON document; None on 4xx/5xx, the text when not JSON."""
         try:
-            resp = await self._http.get(path)
+            resp = await (self._http.get(path) if body is None else self._http.post(path, json=body))
         except httpx.TransportError as e:
             raise wire.transport_error(e, self.root, self.settings.timeout_s) from e
         if resp.status_code >= 400:
@@ -107,13 +114,17 @@ class OpenAICompatBackend:
         return None
 
     async def _ollama_context(self, model: str) -> int:
-        doc = await self._get_json("/api/ps")
-        for entry in doc.get("models", []) if isinstance(doc, dict) else []:
-            if isinstance(entry, dict) and str(entry.get("name", "")).split(":")[0] == model.split(":")[0]:
-                value = _int(entry.get("context_length"))
-                if value:
-                    return value
-        return OLLAMA_DEFAULT_CONTEXT
+        """The num_ctx sent with every native request (ollama.choose_context has the rule).
+
+        Completion mode goes through /v1, which cannot set num_ctx: there the loaded window (or Ollama's
+        default) is what the model gets.
+        """
+        loaded = ollama.loaded_context(await self._get_json(ollama.PS_PATH), model)
+        if self.settings.api_mode == "completion":
+            return loaded or ollama.DEFAULT_CONTEXT
+        show = await self._get_json(ollama.SHOW_PATH, {"model": model})
+        return ollama.choose_context(loaded=loaded, trained=ollama.trained_context(show),
+                                     modelfile=ollama.modelfile_context(show), wish=self._context_wish)
 
     async def info(self, *, refresh: bool = False) -> BackendInfo:
         """Detect kind, model and context length once, then reuse (refresh=True asks again)."""
@@ -126,42 +137,49 @@ class OpenAICompatBackend:
         return self._info
 
     def _request(self, messages: list[ChatMessage], params: SamplingParams, info: BackendInfo,
-                 *, stream: bool, continue_last: bool) -> tuple[str, dict[str, Any], bool]:
+                 *, stream: bool, continue_last: bool) -> tuple[str, dict[str, Any], Dialect]:
         if self.settings.api_mode == "completion":
             prompt = templates.render(messages, self.settings.template, continue_last=continue_last)
             stops = templates.TEMPLATES[self.settings.template].stops
             body = wire.completion_payload(info.kind, info.model, prompt, params, stream=stream, stops=stops)
-            return "/v1/completions", body, False
+            return "/v1/completions", body, "text"
+        if info.kind == "ollama":
+            body = ollama.chat_payload(info.model, messages, params, num_ctx=info.context_length, stream=stream)
+            return ollama.CHAT_PATH, body, "ollama"
         body = wire.chat_payload(info.kind, info.model, messages, params, stream=stream,
                                  continue_last=continue_last)
-        return "/v1/chat/completions", body, True
+        return "/v1/chat/completions", body, "chat"
 
     async def stream(
         self, messages: list[ChatMessage], params: SamplingParams, *, continue_last: bool = False
     ) -> AsyncIterator[StreamChunk]:
         """Stream a reply; leaving the loop early closes the connection (aborting generation)."""
         info = await self.info()
-        path, body, chat = self._request(messages, params, info, stream=True, continue_last=continue_last)
+        path, body, dialect = self._request(messages, params, info, stream=True, continue_last=continue_last)
         started = time.perf_counter()
         try:
             async with self._http.stream("POST", path, json=body) as resp:
                 if resp.status_code >= 400:
                     raise wire.error_for_status(resp, await resp.aread())
-                async for chunk in self._decode(resp, chat):
+                async for chunk in self._decode(resp, dialect):
                     yield chunk
         except httpx.TransportError as e:
             raise wire.transport_error(e, self.root, self.settings.timeout_s) from e
         finally:
             log.debug("stream from %s took %.3f s", self.root, time.perf_counter() - started)
 
-    async def _decode(self, resp: httpx.Response, chat: bool) -> AsyncIterator[StreamChunk]:
+    async def _decode(self, resp: httpx.Response, dialect: Dialect) -> AsyncIterator[StreamChunk]:
+        if dialect == "ollama":
+            async for chunk in ollama.decode_stream(resp.aiter_lines()):
+                yield chunk
+            return
         finished = False
         async for event in aiter_events(resp.aiter_lines()):
             if event.kind == "error":
                 raise BackendBadResponse(f"The LLM server failed mid-reply: {event.payload[:300]}")
             if event.payload.strip() == DONE:
                 return
-            chunk = wire.decode_chunk(event.payload, chat=chat)
+            chunk = wire.decode_chunk(event.payload, chat=dialect == "chat")
             if chunk is None:
                 continue
             finished = finished or chunk.finish_reason is not None
@@ -172,14 +190,14 @@ class OpenAICompatBackend:
     async def complete(self, messages: list[ChatMessage], params: SamplingParams) -> Completion:
         """A whole reply in one response."""
         info = await self.info()
-        path, body, chat = self._request(messages, params, info, stream=False, continue_last=False)
+        path, body, dialect = self._request(messages, params, info, stream=False, continue_last=False)
         try:
             resp = await self._http.post(path, json=body)
         except httpx.TransportError as e:
             raise wire.transport_error(e, self.root, self.settings.timeout_s) from e
         if resp.status_code >= 400:
             raise wire.error_for_status(resp, resp.content)
-        return _parse_completion(resp, chat)
+        return ollama.parse_completion(resp) if dialect == "ollama" else _parse_completion(resp, dialect == "chat")
 
     async def count_tokens(self, text: str) -> int | None:
         """Count with the server's tokenizer endpoint; None where it has none or it fails."""

@@ -38,12 +38,15 @@ class LLMRuntime:
                 "url": self.local.base_url}
 
     def reconfigure(self, settings: Settings, transport: httpx.AsyncBaseTransport | None = None) -> None:
-        """Point at the LLM server now configured (a built-in local model keeps running instead)."""
+        """Point at the LLM server now configured (a built-in local model keeps running instead).
+
+        Called when the llm or context settings change (context.max_tokens is the window Ollama is asked for).
+        """
         if self.local is not None:
             return
         if self.backend is not None:
             self._retired.append(self.backend)  # a reply may still be streaming from it; closed at shutdown
-        self.backend = OpenAICompatBackend(settings.llm, transport=transport) if settings.llm.base_url else None
+        self.backend = _remote_backend(settings, transport) if settings.llm.base_url else None
 
     async def aclose(self) -> None:
         """Stop supervising, stop the local server, close the clients."""
@@ -57,6 +60,11 @@ class LLMRuntime:
             await asyncio.to_thread(self.local.stop)
         if self.backend is not None:
             await self.backend.aclose()
+
+
+def _remote_backend(settings: Settings, transport: httpx.AsyncBaseTransport | None) -> OpenAICompatBackend:
+    """The client for the configured server; Ollama is asked for a context.max_tokens window."""
+    return OpenAICompatBackend(settings.llm, transport=transport, context_wish=settings.context.max_tokens)
 
 
 def _local_server(settings: Settings) -> tuple[LocalModelServer, bool]:
@@ -75,7 +83,7 @@ async def start_runtime(settings: Settings, transport: httpx.AsyncBaseTransport 
     if settings.local.model_path is None and not settings.local.demo:
         if not settings.llm.base_url:
             return LLMRuntime()
-        return LLMRuntime(backend=OpenAICompatBackend(settings.llm, transport=transport))
+        return LLMRuntime(backend=_remote_backend(settings, transport))
     server, demo = await asyncio.to_thread(_local_server, settings)
     await asyncio.to_thread(server.start)
     runtime = LLMRuntime(local=server, demo=demo,

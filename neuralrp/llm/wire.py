@@ -10,7 +10,8 @@ import httpx
 from neuralrp.errors import BackendBadResponse, BackendError, BackendUnavailable, ContextOverflow
 from neuralrp.llm.types import BackendKind, ChatMessage, SamplingParams, StreamChunk
 
-# Name each server gives the repetition penalty on its OpenAI routes (Ollama ignores it there).
+# Name each server gives the repetition penalty on its OpenAI routes (Ollama ignores it there; its chat
+# replies use the native API in neuralrp/llm/ollama.py, and only completion mode comes here).
 REP_PEN_FIELD: dict[str, str | None] = {
     "koboldcpp": "rep_pen",
     "tabbyapi": "repetition_penalty",
@@ -68,7 +69,8 @@ def completion_payload(
     return body
 
 
-def _message_from_body(body: Any) -> str:
+def message_from_body(body: Any) -> str:
+    """The human message inside an error body (OpenAI, FastAPI or Ollama native shape); "" if none."""
     if isinstance(body, dict):
         for key in ("error", "detail"):
             value = body.get(key)
@@ -99,7 +101,7 @@ def error_for_status(response: httpx.Response, raw: bytes) -> BackendError:
         body: Any = json.loads(raw) if raw else None
     except (json.JSONDecodeError, UnicodeDecodeError):
         body = None
-    message = _message_from_body(body) or raw[:200].decode("utf-8", "replace").strip() or "no details"
+    message = message_from_body(body) or raw[:200].decode("utf-8", "replace").strip() or "no details"
     status = response.status_code
     if _is_overflow(status, body, message):
         return ContextOverflow(f"The prompt is longer than the model's context window: {message}", status=status)
@@ -132,7 +134,7 @@ def decode_chunk(payload: str, *, chat: bool) -> StreamChunk | None:
     if not isinstance(data, dict):
         raise BackendBadResponse(f"The LLM server sent an unexpected stream chunk: {payload[:80]!r}")
     if "error" in data:
-        raise BackendBadResponse(f"The LLM server failed mid-reply: {_message_from_body(data)}")
+        raise BackendBadResponse(f"The LLM server failed mid-reply: {message_from_body(data)}")
     choices = data.get("choices")
     if not choices:
         return None

@@ -81,7 +81,8 @@ def reply_requests(fake: FakeLLM) -> list[Any]:
 
     background = (CAPSULE_INSTRUCTIONS[:40], SCENE_INSTRUCTIONS[:40], CONDENSE_INSTRUCTIONS[:40])
     out = []
-    for request in fake.chat_requests():
+    chats = ("/v1/chat/completions", "/api/chat")  # Ollama replies use its native /api/chat
+    for request in (r for r in fake.requests if r.method == "POST" and r.path in chats):
         first = (request.json.get("messages") or [{}])[0].get("content", "")
         if not first.startswith(background):
             out.append(request)

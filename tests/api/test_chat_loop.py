@@ -220,3 +220,29 @@ def test_backend_token_counts_are_cached_per_message(llm_settings: Any) -> None:
     counted = [r for r in rows if r["token_counter"].startswith("koboldcpp:")]
     assert {r["role"] for r in counted} == {"user", "assistant"}, "both sides counted by the server's tokenizer"
     assert len(fake.requests_to("/api/extra/tokencount")) == 2
+
+
+def test_ollama_reply_streams_through_native_chat_with_num_ctx(make_settings: Any) -> None:
+    settings = make_settings(llm={"base_url": "http://127.0.0.1:11434", "model": "llama3.2"},
+                             context={"max_tokens": 16384}, sampling={"max_tokens": 120})
+    fake = FakeLLM("ollama", loaded=False)  # trained for 131072 tokens, not loaded yet
+    fake.enqueue(REPLY, "*She smiles.*")
+    with chat_client(settings, fake) as client:
+        chat = new_chat(client)
+        status, events = send_streamed(client, chat["id"], "Where am I?")
+        assert status == 200 and events[-1]["type"] == "done"
+        assert "".join(e["text"] for e in events if e["type"] == "token") == REPLY
+        assert messages(client, chat["id"])[-1]["content"] == REPLY
+        info = client.get("/api/llm/info").json()
+        assert (info["kind"], info["context_length"]) == ("ollama", 16384)
+        send_streamed(client, chat["id"], "", path="continue")
+    sent = reply_requests(fake)
+    assert [r.path for r in sent] == ["/api/chat", "/api/chat"] and fake.chat_requests() == []
+    first, cont = sent[0].json, sent[1].json
+    assert first["stream"] is True and first["model"] == "llama3.2"
+    assert first["options"]["num_ctx"] == 16384 and first["options"]["num_predict"] == 120
+    assert first["options"]["top_k"] == 40 and first["options"]["min_p"] == 0.05
+    assert first["options"]["repeat_penalty"] == 1.08
+    assert first["messages"][-1] == {"role": "user", "content": "Where am I?"}
+    assert cont["messages"][-1] == {"role": "assistant", "content": REPLY}
+    assert fake.context_length == 16384  # Ollama was asked to allocate exactly the window we budget for

@@ -56,3 +56,12 @@ def test_changing_llm_url_reconfigures_backend(make_settings: Any) -> None:
         assert (info["kind"], info["context_length"]) == ("tabbyapi", 8192)
         masked = client.put("/api/settings", json={"llm": {"api_key": "***"}}).json()
         assert masked["values"]["llm"]["api_key"] is None, "the mask is never stored as a key"
+
+
+def test_changing_context_window_asks_ollama_for_it(make_settings: Any) -> None:
+    fake = FakeLLM("ollama", loaded=False)
+    settings = make_settings(llm={"base_url": "http://127.0.0.1:11434", "model": "llama3.2"})
+    with chat_client(settings, fake) as client:
+        assert client.get("/api/llm/info").json()["context_length"] == 8192
+        client.put("/api/settings", json={"context": {"max_tokens": 12000}})
+        assert client.get("/api/llm/info").json()["context_length"] == 12000

@@ -1,9 +1,10 @@
-"""A fake local LLM server speaking the OpenAI-compatible API with per-backend quirks.
+"""A fake local LLM server speaking the OpenAI-compatible API with per-backend quirks (and Ollama's native chat).
 
 `FakeLLM(flavour="openai", context_length=8192, model=None, api_key=None, kobold_legacy=False, pings=True,
-hang_timeout=30.0)` builds a FastAPI app in `.app`.  Use it in-process with
-`httpx.AsyncClient(transport=httpx.ASGITransport(app=fake.app), base_url="http://fake")` (that transport
-buffers whole responses, so streams arrive complete) or on a real port with `tests.fakes.live.LiveServer`.
+hang_timeout=30.0, loaded=True, trained_context=131072, modelfile_num_ctx=None)` builds a FastAPI app in
+`.app`.  Use it in-process with `httpx.AsyncClient(transport=httpx.ASGITransport(app=fake.app),
+base_url="http://fake")` (that transport buffers whole responses, so streams arrive complete) or on a real port
+with `tests.fakes.live.LiveServer`.
 
 Flavours (see shared/reference/api-contracts.md §3): "llamacpp", "koboldcpp", "tabbyapi", "ollama", "openai".
 They differ in stream chunk shapes (role in every delta for koboldcpp, never for tabbyapi, first chunk for
@@ -22,6 +23,17 @@ the sum over message contents.  tabbyapi, llamacpp and openai reject prompts lon
 with their real 400 body; koboldcpp and ollama accept them silently, as the real servers do.
 ollama answers 404 for a `model` it does not know (`model` defaults to "llama3.2:latest").
 
+Ollama's native API (flavour "ollama" only, §3.4/§4.4): `POST /api/chat` takes `{"model", "messages",
+"stream" (default true!), "options": {"num_ctx", "num_predict", "stop", ...}}`; `num_predict` and `stop` cut the
+reply like `max_tokens`/`stop` above.  Streams are NDJSON (`application/x-ndjson`): one object per piece with
+`message.content`, then `{"done": true, "done_reason", "prompt_eval_count", "eval_count", durations}`;
+`stream: false` answers that final object with the whole text.  Errors are `{"error": "<message>"}` (404 for an
+unknown model, 400 without `model` or with a bad body).  A native chat "loads" the model: `/api/ps` then lists
+it with `context_length` = `options.num_ctx` (or the Modelfile's, else 4096, when none is sent).  `/api/ps`
+lists the model only while `loaded` is true (initially `context_length`); `/api/show` reports
+`model_info["llama.context_length"] = trained_context` and, when `modelfile_num_ctx` is set, `num_ctx N` in its
+`parameters` text.  Helpers: `native_chat_requests()`, `last_native_chat_request()`.
+
 Recording: every request lands in `fake.requests` as a `RecordedRequest(method, path, headers, json,
 time, query, body)`.  Helpers: `requests_to(path)`, `last_request(path=None)`, `chat_requests()`,
 `last_chat_request()`, `completion_requests()`, `last_completion_request()`.  Counters: `disconnects`
@@ -31,20 +43,23 @@ and `await wait_disconnect(timeout)` block until at least one disconnect was see
 
 Faults: `fake.fault(kind, times=1, path=None, **params)` arms a fault for the next `times` matching
 requests (`times=None`: until `clear_faults()`); `fake.set_fault(kind, path=None, **params)` is the
-persistent form.  `path=None` targets the generation routes (`/v1/chat/completions`, `/v1/completions`);
-any other exact path can be given (e.g. `fault("status", code=503, path="/health")`).  All armed faults that
-match a request apply to it together.  Kinds and parameters:
+persistent form.  `path=None` targets the generation routes (`/v1/chat/completions`, `/v1/completions`,
+`/api/chat`); any other exact path can be given (e.g. `fault("status", code=503, path="/health")`).  All armed
+faults that match a request apply to it together.  Kinds and parameters:
 
 * `status`: `code=500`, `message=None`, `body=None` - answer with that status and the flavour's real error
-  body (`body` overrides it).  Checked before the handler runs, so it works on any path.
+  body (`body` overrides it; Ollama's `/api/...` paths get the native `{"error": "..."}`).  Checked before the
+  handler runs, so it works on any path.
 * `context_overflow` - the flavour's 400 "prompt too long" answer (inferred shapes for koboldcpp/ollama,
   whose real servers truncate silently instead).
 * `slow`: `first=0.0`, `between=0.0` - seconds before the first chunk (or the JSON body) and between chunks.
-* `cut`: `after=2` - send `after` data chunks, then close without finish chunk or `[DONE]`.
-* `malformed`: `after=1`, `text="{not json"` - insert a garbage `data:` line after `after` chunks.
+* `cut`: `after=2` - send `after` data chunks, then close without finish chunk or `[DONE]` (native: without
+  the `done` line).
+* `malformed`: `after=1`, `text="{not json"` - insert a garbage `data:` line (native: a garbage line) after
+  `after` chunks.
 * `error_event`: `after=1`, `message="generation failed"` - after `after` chunks send the flavour's
-  mid-stream error (llamacpp `error: {...}` line, tabbyapi/ollama/openai `data: {"error": ...}`,
-  koboldcpp just ends the stream) and close.
+  mid-stream error (llamacpp `error: {...}` line, tabbyapi/ollama/openai `data: {"error": ...}`, Ollama native
+  a `{"error": "..."}` line, koboldcpp just ends the stream) and close.
 * `hang`: `after=1` - after `after` chunks stall until the client disconnects (counted in `disconnects`),
   a koboldcpp abort, or `hang_timeout` seconds.  Non-stream requests hang before the body is sent.
   Use a LiveServer for this: ASGITransport only returns when the response is complete.
@@ -74,6 +89,10 @@ from .sse import Message, Receive, Scope, Send, StreamBody, comment, frame
 FLAVOURS = ("llamacpp", "koboldcpp", "tabbyapi", "ollama", "openai")
 CHAT_PATH = "/v1/chat/completions"
 COMPLETIONS_PATH = "/v1/completions"
+NATIVE_CHAT_PATH = "/api/chat"
+OLLAMA_DEFAULT_CTX = 4096
+OLLAMA_TIMINGS = {"total_duration": 812000000, "load_duration": 12000000, "prompt_eval_duration": 90000000,
+                  "eval_duration": 600000000}
 CREATED = 1735700000
 
 Faults = dict[str, dict[str, Any]]
@@ -362,6 +381,16 @@ def error_body(flavour: str, status: int, message: str | None = None, model: str
     return {"error": {"message": msg, "type": kind, "param": None, "code": code}}
 
 
+def native_error_body(status: int, message: str | None = None, model: str = "") -> dict[str, str]:
+    """Ollama's native API error body: `{"error": "<message>"}`."""
+    return {"error": str(error_body("ollama", status, message, model)["error"]["message"])}
+
+
+def ndjson(obj: Any) -> bytes:
+    """One NDJSON line."""
+    return json.dumps(obj).encode() + b"\n"
+
+
 def overflow_body(flavour: str, n_prompt: int, n_ctx: int) -> dict[str, Any]:
     """The 400 body for a prompt of `n_prompt` tokens that does not fit `n_ctx`."""
     if flavour == "llamacpp":
@@ -507,6 +536,19 @@ class _Shapes:
             choice.update(eos_reason=self._finish_choice(gen).get("eos_reason"), stop_str=None, logprobs=None)
         return choice
 
+    def native_done(self, gen: _Gen, text: str) -> dict[str, Any]:
+        """Ollama's final /api/chat object (the whole answer when not streamed)."""
+        return {"model": gen.model, "created_at": "2025-01-01T12:00:00.3Z",
+                "message": {"role": "assistant", "content": text}, "done": True, "done_reason": gen.finish,
+                "prompt_eval_count": gen.prompt_tokens, "eval_count": len(gen.pieces), **OLLAMA_TIMINGS}
+
+    def native_chunks(self, gen: _Gen) -> list[dict[str, Any]]:
+        """Ollama's /api/chat stream objects: one per piece, then the `done` object."""
+        body = [{"model": gen.model, "created_at": f"2025-01-01T12:00:00.{i + 1}Z",
+                 "message": {"role": "assistant", "content": piece}, "done": False}
+                for i, piece in enumerate(gen.pieces)]
+        return [*body, self.native_done(gen, "")]
+
     def stream_error(self, message: str) -> bytes | None:
         """The mid-stream error frame (None for koboldcpp, whose stream just ends)."""
         crlf = self.flavour == "tabbyapi"
@@ -556,7 +598,7 @@ class FakeLLM(FakeServerBase):
         "error_event": frozenset({"after", "message"}),
         "hang": frozenset({"after"}),
     }
-    default_fault_paths = (CHAT_PATH, COMPLETIONS_PATH)
+    default_fault_paths = (CHAT_PATH, COMPLETIONS_PATH, NATIVE_CHAT_PATH)
 
     def __init__(
         self,
@@ -568,6 +610,9 @@ class FakeLLM(FakeServerBase):
         kobold_legacy: bool = False,
         pings: bool = True,
         hang_timeout: float = 30.0,
+        loaded: bool = True,
+        trained_context: int = 131072,
+        modelfile_num_ctx: int | None = None,
     ) -> None:
         if flavour not in FLAVOURS:
             raise ValueError(f"flavour must be one of {FLAVOURS}, not {flavour!r}")
@@ -578,6 +623,9 @@ class FakeLLM(FakeServerBase):
         self.api_key = api_key
         self.pings = pings
         self.hang_timeout = hang_timeout
+        self.loaded = loaded
+        self.trained_context = trained_context
+        self.modelfile_num_ctx = modelfile_num_ctx
         self.replies: deque[str] = deque()
         self.generations = 0
         self.disconnects = 0
@@ -601,6 +649,14 @@ class FakeLLM(FakeServerBase):
     def last_chat_request(self) -> RecordedRequest:
         """The latest recorded chat completion request."""
         return self.last_request(CHAT_PATH)
+
+    def native_chat_requests(self) -> list[RecordedRequest]:
+        """Recorded POSTs to Ollama's native /api/chat."""
+        return self.requests_to(NATIVE_CHAT_PATH, "POST")
+
+    def last_native_chat_request(self) -> RecordedRequest:
+        """The latest recorded native /api/chat request."""
+        return self.last_request(NATIVE_CHAT_PATH)
 
     def completion_requests(self) -> list[RecordedRequest]:
         """Recorded POSTs to /v1/completions."""
@@ -665,7 +721,7 @@ class FakeLLM(FakeServerBase):
         ]
 
     def _ollama_routes(self) -> list[tuple[str, str, Any]]:
-        """Ollama's root, version, tags, ps and show endpoints."""
+        """Ollama's root, version, tags, ps, show and native chat endpoints."""
         return [
             ("GET", "/", self._ollama_root),
             ("HEAD", "/", self._ollama_root),
@@ -673,6 +729,7 @@ class FakeLLM(FakeServerBase):
             ("GET", "/api/tags", self._ollama_tags),
             ("GET", "/api/ps", self._ollama_ps),
             ("POST", "/api/show", self._ollama_show),
+            ("POST", NATIVE_CHAT_PATH, self._ollama_chat),
         ]
 
     def _llamacpp_routes(self) -> list[tuple[str, str, Any]]:
@@ -706,8 +763,10 @@ class FakeLLM(FakeServerBase):
         if "status" in faults:
             params = faults["status"]
             code = int(params.get("code", 500))
-            sent = record.json.get("model") if isinstance(record.json, dict) else None
-            body = params.get("body") or error_body(self.flavour, code, params.get("message"), str(sent or self.model))
+            sent = str((record.json.get("model") if isinstance(record.json, dict) else None) or self.model)
+            native = self.flavour == "ollama" and record.path.startswith("/api/")
+            body = params.get("body") or (native_error_body(code, params.get("message"), sent) if native
+                                          else error_body(self.flavour, code, params.get("message"), sent))
             return JSONResponse(body, status_code=code)
         return None
 
@@ -743,9 +802,48 @@ class FakeLLM(FakeServerBase):
         if body.get("stream"):
             return StreamBody(self._stream(gen, faults), self._note_disconnect)
         if "slow" in faults or "hang" in faults:
-            return StreamBody(self._slow_json(gen, faults), self._note_disconnect,
+            return StreamBody(self._slow_json(self._shapes.response(gen), faults), self._note_disconnect,
                               media_type="application/json")
         return JSONResponse(self._shapes.response(gen))
+
+    async def _ollama_chat(self, request: Request) -> Response:
+        """POST /api/chat (Ollama native): NDJSON stream unless `stream` is false."""
+        body = parse_json(await request.body())
+        faults: Faults = request.scope.get("fake.faults", {})
+        rejected = self._native_reject(body, faults)
+        if rejected is not None:
+            return rejected
+        assert isinstance(body, dict)
+        options = body.get("options") if isinstance(body.get("options"), dict) else {}
+        self._ollama_load(options.get("num_ctx"))
+        gen = self._plan({**body, "stop": options.get("stop"), "max_tokens": options.get("num_predict")}, "chat")
+        if body.get("stream", True):
+            return StreamBody(self._stream(gen, faults, native=True), self._note_disconnect,
+                              media_type="application/x-ndjson")
+        if "slow" in faults or "hang" in faults:
+            return StreamBody(self._slow_json(self._shapes.native_done(gen, gen.text), faults),
+                              self._note_disconnect, media_type="application/json")
+        return JSONResponse(self._shapes.native_done(gen, gen.text))
+
+    def _native_reject(self, body: Any, faults: Faults) -> Response | None:
+        """Native /api/chat rejections: bad body, no or unknown model, an armed context overflow."""
+        if not isinstance(body, dict):
+            return JSONResponse({"error": "invalid request body"}, status_code=400)
+        if not body.get("model"):
+            return JSONResponse({"error": "model is required"}, status_code=400)
+        if not self._ollama_known(body.get("model")):
+            return JSONResponse(native_error_body(404, model=str(body["model"])), status_code=404)
+        if "context_overflow" in faults:
+            return JSONResponse({"error": "the input length exceeds the context length"}, status_code=400)
+        return None
+
+    def _ollama_load(self, num_ctx: Any) -> None:
+        """Load the model the way a native request does: with its num_ctx, else the Modelfile's or 4096."""
+        if isinstance(num_ctx, int) and num_ctx > 0:
+            self.context_length = num_ctx
+        elif not self.loaded:
+            self.context_length = self.modelfile_num_ctx or OLLAMA_DEFAULT_CTX
+        self.loaded = True
 
     def _reject(self, body: dict[str, Any], faults: Faults) -> Response | None:
         """Unknown-model and context-overflow rejections."""
@@ -819,30 +917,35 @@ class FakeLLM(FakeServerBase):
         """A `data:` frame in this flavour's line endings."""
         return frame(payload, crlf=self.flavour == "tabbyapi")
 
-    async def _stream(self, gen: _Gen, faults: Faults) -> AsyncIterator[bytes]:
-        """The SSE body of one streamed generation, with faults applied."""
-        chunks, n_content = self._shapes.chunks(gen)
-        frames = [self._frame(json.dumps(c)) for c in chunks] + [self._shapes.done()]
+    async def _stream(self, gen: _Gen, faults: Faults, *, native: bool = False) -> AsyncIterator[bytes]:
+        """The SSE (native: NDJSON) body of one streamed generation, with faults applied."""
+        if native:
+            frames, n_content = [ndjson(c) for c in self._shapes.native_chunks(gen)], len(gen.pieces)
+        else:
+            chunks, n_content = self._shapes.chunks(gen)
+            frames = [self._frame(json.dumps(c)) for c in chunks] + [self._shapes.done()]
         state = _StreamState()
         self._streams.add(state)
         try:
             await self._pause(_param(faults, "slow", "first", 0.0), state)
-            async for out in self._emit(frames, n_content, faults, state):
+            async for out in self._emit(frames, n_content, faults, state, native):
                 yield out
         finally:
             self._streams.discard(state)
 
     async def _emit(
-        self, frames: list[bytes], n_content: int, faults: Faults, state: _StreamState
+        self, frames: list[bytes], n_content: int, faults: Faults, state: _StreamState, native: bool = False
     ) -> AsyncIterator[bytes]:
         """Yield frames one by one, injecting the armed stream faults at their chunk index."""
         between = float(_param(faults, "slow", "between", 0.0))
         index = 0
         while index < len(frames):
             if _at(faults, "malformed", index, 1):
-                yield self._frame(str(faults["malformed"].get("text", "{not json")))
+                garbage = str(faults["malformed"].get("text", "{not json"))
+                yield garbage.encode() + b"\n" if native else self._frame(garbage)
             if _at(faults, "error_event", index, 1):
-                error = self._shapes.stream_error(str(faults["error_event"].get("message", "generation failed")))
+                message = str(faults["error_event"].get("message", "generation failed"))
+                error = ndjson({"error": message}) if native else self._shapes.stream_error(message)
                 if error is not None:
                     yield error
                 return
@@ -870,7 +973,7 @@ class FakeLLM(FakeServerBase):
         await self._pause(self.hang_timeout, state)
         return state.aborted
 
-    async def _slow_json(self, gen: _Gen, faults: Faults) -> AsyncIterator[bytes]:
+    async def _slow_json(self, payload: dict[str, Any], faults: Faults) -> AsyncIterator[bytes]:
         """A non-stream JSON body sent after the `slow`/`hang` delay."""
         state = _StreamState()
         self._streams.add(state)
@@ -878,7 +981,7 @@ class FakeLLM(FakeServerBase):
             await self._pause(_param(faults, "slow", "first", 0.0), state)
             if "hang" in faults:
                 await self._hang(state)
-            yield json.dumps(self._shapes.response(gen)).encode()
+            yield json.dumps(payload).encode()
         finally:
             self._streams.discard(state)
 
@@ -983,22 +1086,25 @@ class FakeLLM(FakeServerBase):
         return {"models": [{**self._ollama_entry(), "modified_at": "2025-05-04T17:37:44.706015396-07:00"}]}
 
     async def _ollama_ps(self, request: Request) -> dict[str, Any]:
-        """GET /api/ps with the allocated `context_length`."""
+        """GET /api/ps with the allocated `context_length` (no models while not `loaded`)."""
+        if not self.loaded:
+            return {"models": []}
         entry = {**self._ollama_entry(), "expires_at": "2025-01-01T12:05:00Z", "size_vram": 3400000000,
                  "context_length": self.context_length}
         return {"models": [entry]}
 
     async def _ollama_show(self, request: Request) -> Response:
-        """POST /api/show: model details with the trained context length."""
+        """POST /api/show: model details, the trained context length and the Modelfile parameters."""
         body = parse_json(await request.body())
         name = body.get("model") if isinstance(body, dict) else None
         if not self._ollama_known(name):
             return JSONResponse({"error": f"model '{name}' not found"}, status_code=404)
+        num_ctx = "" if self.modelfile_num_ctx is None else f"\nnum_ctx {self.modelfile_num_ctx}"
         return JSONResponse({
-            "parameters": f'stop "<|eot_id|>"\nnum_ctx {self.context_length}',
+            "parameters": f'stop "<|eot_id|>"{num_ctx}',
             "template": "...",
             "details": self._ollama_entry()["details"],
-            "model_info": {"general.architecture": "llama", "llama.context_length": 131072,
+            "model_info": {"general.architecture": "llama", "llama.context_length": self.trained_context,
                            "llama.embedding_length": 3072},
             "capabilities": ["completion", "tools"],
         })

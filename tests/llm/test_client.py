@@ -24,23 +24,23 @@ def backend_for(fake: FakeLLM, **llm: object) -> OpenAICompatBackend:
 @pytest.mark.parametrize(
     ("flavour", "kind", "ctx"),
     [("koboldcpp", "koboldcpp", 8192), ("tabbyapi", "tabbyapi", 16384), ("llamacpp", "llamacpp", 8192),
-     ("ollama", "ollama", 4096), ("openai", "openai", None)],
+     ("ollama", "ollama", 8192), ("openai", "openai", None)],
 )
 async def test_detects_kind_and_context_length(flavour: str, kind: str, ctx: int | None) -> None:
     fake = FakeLLM(flavour, context_length=16384 if flavour == "tabbyapi" else 8192)
     backend = backend_for(fake, model="llama3.2" if flavour == "ollama" else "")
     info = await backend.info()
     assert info.kind == kind
-    assert info.context_length == ctx or (flavour == "ollama" and info.context_length)
+    assert info.context_length == ctx
     assert info.can_tokenize == (kind in ("koboldcpp", "tabbyapi", "llamacpp"))
     await backend.aclose()
 
 
-@pytest.mark.parametrize("flavour", ["koboldcpp", "tabbyapi", "llamacpp", "ollama", "openai"])
+@pytest.mark.parametrize("flavour", ["koboldcpp", "tabbyapi", "llamacpp", "openai"])  # ollama: test_ollama_native
 async def test_stream_assembles_reply_and_sends_dialect(flavour: str) -> None:
     fake = FakeLLM(flavour)
     fake.enqueue("Well met, traveller! The glade is quiet tonight.")
-    backend = backend_for(fake, model="llama3.2" if flavour == "ollama" else "")
+    backend = backend_for(fake)
     chunks = [c async for c in backend.stream(MESSAGES, PARAMS)]
     assert "".join(c.text for c in chunks) == "Well met, traveller! The glade is quiet tonight."
     assert chunks[-1].finish_reason == "stop"
@@ -49,11 +49,8 @@ async def test_stream_assembles_reply_and_sends_dialect(flavour: str) -> None:
     assert body["stream"] is True and body["max_tokens"] == 64 and body["temperature"] == 0.5
     assert body["stop"] == ["\nUser:"]
     rep = {"koboldcpp": "rep_pen", "tabbyapi": "repetition_penalty", "llamacpp": "repeat_penalty",
-           "openai": "repetition_penalty"}.get(flavour)
-    if rep:
-        assert body[rep] == 1.15 and body["top_k"] == 30 and body["min_p"] == 0.02
-    else:
-        assert "top_k" not in body
+           "openai": "repetition_penalty"}[flavour]
+    assert body[rep] == 1.15 and body["top_k"] == 30 and body["min_p"] == 0.02
     await backend.aclose()
 
 

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Request
 from neuralrp.ops.ui_settings import LiveSettings
 
 router = APIRouter(tags=["settings"])
+BACKEND_SECTIONS = {"llm", "context"}  # the LLM client is rebuilt when these change (context: Ollama's num_ctx)
 
 
 def _live(request: Request) -> LiveSettings:
@@ -26,7 +27,7 @@ def put_settings(patch: dict[str, Any], request: Request) -> dict[str, Any]:
     """Change some settings; a bad value is refused with the key named and nothing stored."""
     live = _live(request)
     changed = live.update(patch)
-    if "llm" in changed:
+    if changed & BACKEND_SECTIONS:
         request.app.state.llm_runtime.reconfigure(live.current, request.app.state.llm_transport)
     return live.document()
 
@@ -36,7 +37,7 @@ def reset_setting(section: str, key: str, request: Request) -> dict[str, Any]:
     """Forget the UI's value for one key (config.yaml's applies again)."""
     live = _live(request)
     live.reset(section, key)
-    if section == "llm":
+    if section in BACKEND_SECTIONS:
         request.app.state.llm_runtime.reconfigure(live.current, request.app.state.llm_transport)
     return live.document()
 

@@ -43,7 +43,8 @@ const SECTIONS = [
     stop: { label: 'Stop strings', type: 'lines', wide: true, hint: 'One per line; write \\n for a line break.' },
   } },
   { key: 'context', title: 'Context', icon: 'database', fields: {
-    max_tokens: int('Context size (tokens)', { min: 512, hint: 'Used when the server does not report its own.' }),
+    max_tokens: int('Context size (tokens)', { min: 512,
+      hint: 'Used when the server does not report its own; Ollama is asked for this window.' }),
     absence_turns: int('Absence turns', { min: 1, hint: 'Turns without a character before it leaves the scene.' }),
     summarize_at: num('Summarize at', { min: 0, max: 1, hint: 'Fraction of the context that triggers a summary.' }),
     keep_recent_turns: int('Recent turns kept verbatim', { min: 1 }),
