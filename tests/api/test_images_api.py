@@ -11,7 +11,8 @@ import pytest
 
 from neuralrp.images.scene import INSTRUCTIONS
 from tests.fakes import FakeLLM
-from tests.fakes.fake_a1111 import FakeA1111, png_text
+from tests.fakes.a1111_png import png_text
+from tests.fakes.fake_a1111 import FakeA1111
 from tests.images.helpers import (
     ALICE_TAGS,
     KEYWORDS,

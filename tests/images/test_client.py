@@ -11,7 +11,8 @@ import pytest
 
 from neuralrp.errors import BackendBadResponse, BackendUnavailable
 from neuralrp.images.client import A1111Client, error_message, parse_info
-from tests.fakes.fake_a1111 import FakeA1111, make_png
+from tests.fakes.a1111_png import make_png
+from tests.fakes.fake_a1111 import FakeA1111
 
 URL = "http://sd.test"
 

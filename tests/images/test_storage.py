@@ -12,7 +12,7 @@ from PIL import Image
 from neuralrp.errors import BackendBadResponse, NotFound
 from neuralrp.images import storage
 from neuralrp.images.storage import NewImage
-from tests.fakes.fake_a1111 import make_png, parse_infotext, png_text
+from tests.fakes.a1111_png import make_png, parse_infotext, png_text
 
 
 def new_image(png: bytes, **changes: Any) -> NewImage:
