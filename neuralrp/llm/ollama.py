@@ -7,7 +7,6 @@ JSON object per line, text in `message.content`, and a last object with `done: t
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import AsyncIterable, AsyncIterator
 from typing import Any
@@ -16,7 +15,7 @@ import httpx
 
 from neuralrp.errors import BackendBadResponse
 from neuralrp.llm.types import ChatMessage, Completion, SamplingParams, StreamChunk
-from neuralrp.llm.wire import message_from_body
+from neuralrp.llm.wire import stream_object
 
 CHAT_PATH = "/api/chat"
 SHOW_PATH = "/api/show"
@@ -43,23 +42,11 @@ def chat_payload(model: str, messages: list[ChatMessage], params: SamplingParams
             "options": options(params, num_ctx)}
 
 
-def _error_text(data: dict[str, Any]) -> str:
-    """The message of a native `{"error": ...}` object."""
-    return message_from_body(data) or json.dumps(data.get("error"))[:300]
-
-
 def decode_line(line: str) -> StreamChunk | None:
     """One NDJSON line -> a chunk (finish_reason set on the `done` line); None when it carries nothing."""
     if not line.strip():
         return None
-    try:
-        data = json.loads(line)
-    except json.JSONDecodeError as e:
-        raise BackendBadResponse(f"The LLM server sent an unreadable stream chunk: {line[:80]!r}") from e
-    if not isinstance(data, dict):
-        raise BackendBadResponse(f"The LLM server sent an unexpected stream chunk: {line[:80]!r}")
-    if "error" in data:
-        raise BackendBadResponse(f"The LLM server failed mid-reply: {_error_text(data)}")
+    data = stream_object(line)
     message = data.get("message")
     text = message.get("content") if isinstance(message, dict) else None
     finish = str(data.get("done_reason") or "stop") if data.get("done") else None

@@ -125,8 +125,8 @@ def transport_error(exc: httpx.TransportError, url: str, timeout_s: float) -> Ba
     return BackendUnavailable(f"The connection to the LLM server at {url} broke ({type(exc).__name__})")
 
 
-def decode_chunk(payload: str, *, chat: bool) -> StreamChunk | None:
-    """One SSE data payload -> a chunk; None for chunks that carry no text or finish."""
+def stream_object(payload: str) -> dict[str, Any]:
+    """One streamed JSON object (SSE data or NDJSON line); BackendBadResponse if unreadable or an in-band error."""
     try:
         data = json.loads(payload)
     except json.JSONDecodeError as e:
@@ -134,7 +134,14 @@ def decode_chunk(payload: str, *, chat: bool) -> StreamChunk | None:
     if not isinstance(data, dict):
         raise BackendBadResponse(f"The LLM server sent an unexpected stream chunk: {payload[:80]!r}")
     if "error" in data:
-        raise BackendBadResponse(f"The LLM server failed mid-reply: {message_from_body(data)}")
+        message = message_from_body(data) or json.dumps(data.get("error"))[:300]
+        raise BackendBadResponse(f"The LLM server failed mid-reply: {message}")
+    return data
+
+
+def decode_chunk(payload: str, *, chat: bool) -> StreamChunk | None:
+    """One SSE data payload -> a chunk; None for chunks that carry no text or finish."""
+    data = stream_object(payload)
     choices = data.get("choices")
     if not choices:
         return None
