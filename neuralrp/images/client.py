@@ -17,7 +17,8 @@ log = logging.getLogger(__name__)
 ImageBackendKind = Literal["a1111", "forge", "sdnext", "koboldcpp"]
 PROBE_TIMEOUT_S = 10.0
 HOW_TO_ENABLE = (
-    "Set images.base_url in config.yaml (or NEURALRP_IMAGES_BASE_URL), e.g. http://127.0.0.1:7860 for "
+    "Set the image server URL on the Settings page (Images), or images.base_url in config.yaml (or "
+    "NEURALRP_IMAGES_BASE_URL), e.g. http://127.0.0.1:7860 for "
     "AUTOMATIC1111 / Forge / SD.Next started with --api, or http://127.0.0.1:5001 for KoboldCpp started with an "
     "image model (--sdmodel)."
 )
