@@ -10,7 +10,7 @@ import { toast } from '../toast.js';
 import { errorState, loading } from '../ui.js';
 import { cardData, cardForm, TEXT_KEYS } from './cardform.js';
 import { confirmDialog } from './confirm.js';
-import { errorLine } from './form.js';
+import { errorLine, guardEditor } from './form.js';
 import { regenerateButtons } from './generate.js';
 import { avatar } from './grid.js';
 import { icon, libButton, libLink } from './icons.js';
@@ -156,14 +156,5 @@ export async function renderCharacterEditor(root, { signal, navigate }, id) {
   document.title = `${character.name} · NeuralRP`;
   renderLorebook(lore, character.world_id ?? null, { signal });
 
-  const onKey = (e) => {
-    if ((e.ctrlKey || e.metaKey) && e.key.toLowerCase() === 's') { e.preventDefault(); save(); }
-  };
-  const onUnload = (e) => { if (dirty) e.preventDefault(); };
-  window.addEventListener('keydown', onKey);
-  window.addEventListener('beforeunload', onUnload);
-  return () => {
-    window.removeEventListener('keydown', onKey);
-    window.removeEventListener('beforeunload', onUnload);
-  };
+  return guardEditor({ save, isDirty: () => dirty });
 }

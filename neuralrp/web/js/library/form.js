@@ -86,3 +86,20 @@ export function errorLine() {
     },
   };
 }
+
+/**
+ * An editor page's keyboard and leave guards: Ctrl/Cmd+S saves, leaving with unsaved changes asks first.
+ * Returns the cleanup that removes both listeners.
+ */
+export function guardEditor({ save, isDirty }) {
+  const onKey = (e) => {
+    if ((e.ctrlKey || e.metaKey) && e.key.toLowerCase() === 's') { e.preventDefault(); save(); }
+  };
+  const onUnload = (e) => { if (isDirty()) e.preventDefault(); };
+  window.addEventListener('keydown', onKey);
+  window.addEventListener('beforeunload', onUnload);
+  return () => {
+    window.removeEventListener('keydown', onKey);
+    window.removeEventListener('beforeunload', onUnload);
+  };
+}

@@ -10,7 +10,7 @@ import { toast } from '../toast.js';
 import { errorState, loading } from '../ui.js';
 import { confirmDialog } from './confirm.js';
 import { NEW_ENTRY, entryEditor } from './entry.js';
-import { errorLine, field, textInput } from './form.js';
+import { errorLine, field, guardEditor, textInput } from './form.js';
 import { icon, libButton, libLink } from './icons.js';
 import { entryCount } from './worlds.js';
 
@@ -180,14 +180,5 @@ export async function renderWorldEditor(root, { signal, navigate }, id) {
   document.title = `${world.name} · NeuralRP`;
   renderEntries(world.entries ?? []);
 
-  const onKey = (e) => {
-    if ((e.ctrlKey || e.metaKey) && e.key.toLowerCase() === 's') { e.preventDefault(); save(); }
-  };
-  const onUnload = (e) => { if (dirty) e.preventDefault(); };
-  window.addEventListener('keydown', onKey);
-  window.addEventListener('beforeunload', onUnload);
-  return () => {
-    window.removeEventListener('keydown', onKey);
-    window.removeEventListener('beforeunload', onUnload);
-  };
+  return guardEditor({ save, isDirty: () => dirty });
 }
