@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -23,6 +22,8 @@ from typing import Any
 
 import httpx
 import uvicorn
+
+from neuralrp.llm.local_server import free_port
 
 FIRST_SENT: list[float] = []
 
@@ -54,13 +55,6 @@ async def backend(scope: dict[str, Any], receive: Any, send: Any) -> None:
     for word in (" there", ",", " friend", "."):
         await send({"type": "http.response.body", "body": chunk(word), "more_body": True})
     await send({"type": "http.response.body", "body": chunk("", "stop") + b"data: [DONE]\n\n"})
-
-
-def free_port() -> int:
-    """An unused loopback port."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def start_backend() -> str:

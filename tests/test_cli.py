@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -16,14 +15,9 @@ from click.testing import CliRunner
 
 from neuralrp import __version__
 from neuralrp.cli import cli
+from neuralrp.llm.local_server import free_port
 
 COMMANDS = ("serve", "migrate", "config", "doctor", "import", "export", "prompt", "reindex")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def test_help_lists_commands() -> None:

@@ -5,42 +5,23 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
+from neuralrp.llm.local_server import free_port
 from tests.api.chat_helpers import CARD
 from tests.fakes import FakeLLM, LiveServer
+from tests.fakes.live import serve_process
 
 LONG_REPLY = " ".join(f"word{i}" for i in range(200))
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def start_server(data_dir: Path, llm_url: str, port: int) -> subprocess.Popen[bytes]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("NEURALRP_")}
-    env["NEURALRP_LLM_BASE_URL"] = llm_url
-    proc = subprocess.Popen([sys.executable, "-m", "neuralrp", "serve", "--port", str(port), "--data-dir",
-                             str(data_dir)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/api/system/health", timeout=1, trust_env=False).is_success:
-                return proc
-        except httpx.TransportError:
-            time.sleep(0.1)
-        assert proc.poll() is None, "server exited during start"
-    raise AssertionError("server did not start")
+    return serve_process(data_dir, port, {"NEURALRP_LLM_BASE_URL": llm_url})
 
 
 @pytest.fixture

@@ -12,11 +12,16 @@ manager (`async with LiveServer(app) as server:`); start/stop then block the loo
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+import httpx
 import uvicorn
 
 
@@ -104,3 +109,19 @@ class LiveServer:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.stop()
+
+
+def serve_process(data_dir: Path, port: int, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    """`neuralrp serve` in its own process (no NEURALRP_* from outside, plus `env`), once it answers health."""
+    full = {k: v for k, v in os.environ.items() if not k.startswith("NEURALRP_")} | env
+    proc = subprocess.Popen([sys.executable, "-m", "neuralrp", "serve", "--port", str(port), "--data-dir",
+                             str(data_dir)], env=full, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/api/system/health", timeout=1, trust_env=False).is_success:
+                return proc
+        except httpx.TransportError:
+            time.sleep(0.1)
+        assert proc.poll() is None, "server exited during start"
+    raise AssertionError("server did not start")

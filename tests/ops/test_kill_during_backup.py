@@ -5,36 +5,23 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from datetime import timedelta
 from pathlib import Path
 
-import httpx
 import pytest
 
 from neuralrp.clock import iso, utcnow
 from neuralrp.db.connection import Database, connect
 from neuralrp.db.migrations import migrate
+from neuralrp.llm.local_server import free_port
 from neuralrp.ops.backup import SLOW_ENV, TMP_PREFIX, list_backups
-from tests.e2e.test_crash_recovery import free_port
+from tests.fakes.live import serve_process
 from tests.ops.helpers import seed
 
 
 def _serve(data_dir: Path, port: int, page_delay: float) -> subprocess.Popen[bytes]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("NEURALRP_")}
-    env[SLOW_ENV] = str(page_delay)
-    proc = subprocess.Popen([sys.executable, "-m", "neuralrp", "serve", "--port", str(port), "--data-dir",
-                             str(data_dir)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/api/system/health", timeout=1, trust_env=False).is_success:
-                return proc
-        except httpx.TransportError:
-            time.sleep(0.1)
-        assert proc.poll() is None, "server exited during start"
-    raise AssertionError("server did not start")
+    return serve_process(data_dir, port, {SLOW_ENV: str(page_delay)})
 
 
 def _wait_for(predicate: object, seconds: float) -> bool:
