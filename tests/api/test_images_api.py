@@ -237,7 +237,7 @@ def test_generate_substitutes_names_and_remembers_the_prompt(img_settings: Any) 
         empty = client.post("/api/images/generate", json={"prompt": "  "})
         assert empty.status_code == 422 and "prompt" in empty.json()["detail"]
         bad = client.post("/api/images/generate", json={"prompt": "x", "steps": 0})
-        assert bad.status_code == 422 and "steps" in resp.text + json.dumps(bad.json())
+        assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == ["body", "steps"]
     assert len(sd.txt2img_requests()) == 2
 
 
