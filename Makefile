@@ -36,6 +36,8 @@ test: install-dev
 
 lint: install-dev
 	$(VENV)/bin/ruff check neuralrp tests bench
+	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

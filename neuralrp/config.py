@@ -17,7 +17,7 @@ from neuralrp.errors import ConfigError
 
 ENV_PREFIX = "NEURALRP_"
 CONFIG_ENV = "NEURALRP_CONFIG"
-SECRET_KEYS = frozenset({"api_key", "access_token"})
+SECRET_KEYS = frozenset({"api_key", "access_token", "password"})
 
 
 class Section(BaseModel):
@@ -35,16 +35,35 @@ class PathSettings(Section):
     data_dir: Path = Path("data")
 
 
+def web_base_url(value: str | None) -> str | None:
+    """A base URL must be http:// or https:// with a host (never file:, gopher:, javascript: ...); blank is none."""
+    if value is None or not value.strip():
+        return None
+    scheme, sep, rest = value.strip().partition("://")
+    host = rest.split("/", 1)[0].rsplit("@", 1)[-1]
+    if not sep or scheme.lower() not in ("http", "https") or not host or any(c.isspace() for c in value.strip()):
+        raise ValueError("must be an http:// or https:// address with a host name")
+    return value.strip()
+
+
 class LLMSettings(Section):
     base_url: str | None = None
     api_key: str | None = None
-    backend: Literal["auto", "openai", "koboldcpp", "tabbyapi", "ollama", "llamacpp"] = "auto"
+
+    @field_validator("base_url")
+    @classmethod
+    def _web_base_url(cls, value: str | None) -> str | None:
+        return web_base_url(value)
+    backend: Literal["auto", "openai", "koboldcpp", "tabbyapi", "ollama", "llamacpp", "llamacpp_python"] = "auto"
     model: str = ""
     api_mode: Literal["chat", "completion"] = "chat"
     template: Literal["chatml", "llama3", "mistral", "alpaca"] = "chatml"
     timeout_s: float = Field(300.0, gt=0)
     connect_timeout_s: float = Field(5.0, gt=0)
     keep_incomplete: bool = True
+    thinking: bool = False
+    parallel_slots: int = Field(1, ge=1, le=64)
+    background_timeout_s: float = Field(300.0, gt=0)
 
 
 class SamplingSettings(Section):
@@ -63,6 +82,7 @@ class LocalSettings(Section):
     n_ctx: int = Field(4096, ge=256)
     n_threads: int | None = Field(None, ge=1)
     startup_timeout_s: float = Field(120.0, gt=0)
+    prompt_cache_mb: int | None = Field(None, ge=0)  # RAM prompt cache (None: sized from the GGUF, 0: off)
 
 
 class SizePreset(Section):
@@ -78,6 +98,8 @@ def _default_sizes() -> list[SizePreset]:
 
 class ImageSettings(Section):
     base_url: str | None = None
+    username: str | None = None
+    password: str | None = None
     timeout_s: float = Field(600.0, gt=0)
     large_context_tokens: int = Field(12000, ge=0)
     presets_enabled: bool = True
@@ -94,6 +116,11 @@ class ImageSettings(Section):
     user_in_shot: bool = False
     user_gender: Literal["female", "male", "other", ""] = ""
     user_tags: str = ""
+
+    @field_validator("base_url")
+    @classmethod
+    def _web_base_url(cls, value: str | None) -> str | None:
+        return web_base_url(value)
 
     @field_validator("vram_gb")
     @classmethod
@@ -115,6 +142,7 @@ class WorldSettings(Section):
     canon_law_every: int = Field(3, ge=1)
     lore_token_budget: int = Field(800, ge=0)
     semantic_threshold: float = Field(0.40, ge=-1, le=1)
+    active_worlds: list[str] = Field(default_factory=list)  # worlds (by name) every chat uses
 
 
 class LibrarySettings(Section):
@@ -123,7 +151,7 @@ class LibrarySettings(Section):
 
 
 class EmbeddingSettings(Section):
-    model: Literal["minilm", "mpnet"] = "minilm"
+    model: Literal["e5", "minilm", "mpnet"] = "e5"
 
 
 class LoggingSettings(Section):
@@ -148,10 +176,14 @@ class RetentionSettings(Section):
     archived_message_days: int = Field(0, ge=0)
     metrics_days: int = Field(30, ge=0)
     vacuum_every_days: int = Field(7, ge=0)
+    deleted_chat_days: int = Field(30, ge=0)
 
 
 class ChatSettings(Section):
     history_days: int = Field(30, ge=1)
+    system_prompt: str = ""  # empty: the built-in prompt (neuralrp/context/text.py DEFAULT_SYSTEM_PROMPT)
+    auto_replies: int = Field(3, ge=1, le=10)  # Auto mode: addressed characters that answer one message in turn
+    greetings: Literal["all", "first"] = "all"  # a new chat's greetings: every member's in cast order, or the first's
 
 
 class SecuritySettings(Section):

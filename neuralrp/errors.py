@@ -6,11 +6,15 @@
         MigrationError             a migration failed; nothing of it was kept
       NotFound                     (-> 404)
       Conflict                     (-> 409)
+        MaintenanceMode            (-> 409) a restore is running; writes are refused until it ends
+      ServiceUnavailable           (-> 503) the app is starting or stopping
       InvalidInput                 (-> 400/422) bad upload, bad field, bad file
+        PayloadTooLarge            (-> 413) over a size limit in bytes or pixels
       BackendError                 an LLM or image server misbehaved
         BackendUnavailable         (-> 503) cannot connect, timed out, not configured
         BackendBadResponse         (-> 502) non-2xx answer or a body we cannot read
           ContextOverflow          (-> 502) the prompt did not fit the model's window
+        NotSupportedByBackend      (-> 422) the server has no way to do what was asked (e.g. Continue)
         GenerationAborted          the user pressed Stop
 """
 
@@ -51,10 +55,26 @@ class Conflict(NeuralRPError):
     status_code = 409
 
 
+class MaintenanceMode(Conflict):
+    """A restore is swapping the database; writes are refused until it ends."""
+
+
+class ServiceUnavailable(NeuralRPError):
+    """The app is starting up or shutting down."""
+
+    status_code = 503
+
+
 class InvalidInput(NeuralRPError):
     """Input (a file, a field, a request) is malformed."""
 
     status_code = 422
+
+
+class PayloadTooLarge(InvalidInput):
+    """Input is over a size limit (bytes or pixels); the message names the limit."""
+
+    status_code = 413
 
 
 class BackendError(NeuralRPError):
@@ -85,6 +105,28 @@ class BackendBadResponse(BackendError):
 
 class ContextOverflow(BackendBadResponse):
     """The prompt was longer than the model's context window."""
+
+
+class StreamCutShort(BackendBadResponse):
+    """A stream ended without a finish reason (the server was interrupted or went away): the reply is incomplete."""
+
+    DEFAULT = ("The LLM server's stream ended before the reply was finished (no finish reason came: the server "
+               "was interrupted or went away)")
+
+    def __init__(self, message: str = DEFAULT, *, backend: str = "llm") -> None:
+        super().__init__(message, backend=backend)
+
+
+class NotSupportedByBackend(BackendError):
+    """The server has no way to do what was asked (e.g. continue a reply); the message says what would."""
+
+    status_code = 422
+
+
+class BackendTimeout(BackendError):
+    """A background LLM call held the server longer than llm.background_timeout_s and was stopped."""
+
+    status_code = 504
 
 
 class GenerationAborted(BackendError):

@@ -60,7 +60,7 @@ class SizeAndDayRotatingHandler(logging.handlers.RotatingFileHandler):
         try:
             return date.fromtimestamp(Path(filename).stat().st_mtime)
         except OSError:
-            return self._today()  # type: ignore[no-any-return]
+            return self._today()
 
     def shouldRollover(self, record: logging.LogRecord) -> bool:  # noqa: N802 - logging's API name
         """Roll over on size, or on the first record of a new day."""

@@ -10,16 +10,20 @@ One pure-ASGI middleware (streaming responses pass through untouched) applies, i
    refused; requests carrying neither (curl, scripts) pass.  No CORS headers are ever sent.
 3. Access token (only when `security.access_token` is set): `Authorization: Bearer <token>` or the
    HttpOnly cookie set by `POST /api/auth/login`; unauthenticated page loads go to /login.html.
-4. JSON request bodies deeper than `security.max_json_depth` are refused before any parser sees them.
+4. JSON request bodies deeper than `security.max_json_depth` are refused before any parser sees them (a big
+   body is checked on a worker thread, so the event loop keeps answering meanwhile).
 """
 
 from __future__ import annotations
 
-import hashlib
+import asyncio
 import hmac
 import ipaddress
 import json
-from collections.abc import Awaitable, Callable, MutableMapping
+import re
+import secrets
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterable, Iterator, MutableMapping
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -27,6 +31,7 @@ from fastapi import APIRouter, Body, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 
 from neuralrp.config import Settings
+from neuralrp.sessions import LoginLimiter, SessionStore
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -35,6 +40,7 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 TOKEN_ENV = "NEURALRP_SECURITY_ACCESS_TOKEN"
+MIN_TOKEN_CHARS = 16  # an exposed server's token: shorter ones are refused at start
 COOKIE = "neuralrp_session"
 LOGIN_PAGE = "/login.html"
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -69,6 +75,11 @@ def has_token(settings: Settings) -> bool:
 def bind_problem(settings: Settings) -> str | None:
     """Why serving on `server.host` is refused (non-loopback without a token), or None when it is fine."""
     host = settings.server.host
+    token = (settings.security.access_token or "").strip()
+    if token and len(token) < MIN_TOKEN_CHARS and not is_loopback(host):
+        return (f"refusing to listen on {host}: the access token has {len(token)} characters; an exposed server "
+                f"needs at least {MIN_TOKEN_CHARS} (set security.access_token or {TOKEN_ENV}, or unset it to have "
+                "one generated and printed at start)")
     if is_loopback(host) or has_token(settings):
         return None
     return (f"refusing to listen on {host}: that address is reachable from other machines, so NeuralRP needs an "
@@ -76,9 +87,9 @@ def bind_problem(settings: Settings) -> str | None:
             "(anyone with the token can use NeuralRP), or serve on 127.0.0.1.")
 
 
-def session_value(token: str) -> str:
-    """The cookie value for a token: an HMAC, so the cookie never holds the token itself."""
-    return hmac.new(token.encode(), b"neuralrp-session-v1", hashlib.sha256).hexdigest()
+def generated_token() -> str:
+    """A fresh random access token (32 URL-safe characters) for an exposed server started without one."""
+    return secrets.token_urlsafe(24)
 
 
 def _split_host(value: str) -> str:
@@ -131,13 +142,13 @@ def origin_problem(method: str, headers: dict[str, str]) -> str | None:
     return f"the {source} header ({origin[:200]}) does not match this server ({host}); cross-site requests are refused"
 
 
-def authenticated(headers: dict[str, str], token: str) -> bool:
-    """True when the request carries the bearer token or a valid session cookie (constant-time compares)."""
+def authenticated(headers: dict[str, str], token: str, sessions: SessionStore) -> bool:
+    """True when the request carries the bearer token (constant-time compare) or a live session cookie."""
     auth = headers.get("authorization", "")
     if auth[:7].lower() == "bearer " and hmac.compare_digest(auth[7:].strip().encode(), token.encode()):
         return True
     cookie = _cookie(headers.get("cookie", ""), COOKIE)
-    return cookie is not None and hmac.compare_digest(cookie.encode(), session_value(token).encode())
+    return cookie is not None and sessions.valid(cookie, token)
 
 
 def _cookie(header: str, name: str) -> str | None:
@@ -149,30 +160,81 @@ def _cookie(header: str, name: str) -> str | None:
     return None
 
 
-def json_depth_exceeds(body: bytes, limit: int) -> bool:
-    """True when JSON text nests arrays/objects deeper than `limit` (a linear scan; strings are skipped)."""
-    depth = 0
-    in_string = escaped = False
-    for byte in body:
-        if in_string:
-            if escaped:
-                escaped = False
-            elif byte == 0x5C:
-                escaped = True
-            elif byte == 0x22:
-                in_string = False
-        elif byte == 0x22:
-            in_string = True
-        elif byte in (0x5B, 0x7B):
-            depth += 1
+_SQUARE = bytes.maketrans(b"{}", b"[]")
+_NOT_STRUCTURE = bytes(b for b in range(256) if b not in b'"[]{}')
+_RUNS = re.compile(rb"\[+|\]+")
+DEPTH_SLICE = 1 << 20  # bytes per pass: each C-level step holds the GIL for a few milliseconds at most
+INLINE_CHECK_BYTES = 64 * 1024  # bodies above this are checked on a worker thread, not on the event loop
+
+
+def _pieces(chunks: Iterable[bytes], size: int) -> Iterator[bytes]:
+    """The text of `chunks` in pieces of about `size` bytes; a run of backslashes and the byte after it always
+    stay in one piece, so each piece can drop its escapes on its own."""
+    carry = b""
+    for chunk in chunks:
+        data = carry + chunk if carry else chunk
+        carry = b""
+        start = 0
+        while start < len(data):
+            end = min(start + size, len(data))
+            while end < len(data) and data[end - 1] == 0x5C:
+                end += 1
+            if data[end - 1] == 0x5C:  # the chunk ends inside a run of backslashes: finish it with the next
+                run = len(data[start:end].rstrip(b"\\"))
+                if run:
+                    yield data[start:start + run]
+                carry = data[start + run:end]
+                break
+            yield data[start:end]
+            start = end
+    if carry:
+        yield carry
+
+
+def _deepest(brackets: bytes, depth: int, limit: int) -> int | None:
+    """The depth after a run of `[`/`]`, or None when it goes past `limit` on the way."""
+    opens = brackets.count(b"[")
+    if depth + opens <= limit:
+        return depth + opens - (len(brackets) - opens)
+    for run in _RUNS.findall(brackets):
+        if run[0] == 0x5B:
+            depth += len(run)
             if depth > limit:
-                return True
-        elif byte in (0x5D, 0x7D):
-            depth -= 1
+                return None
+        else:
+            depth -= len(run)
+    return depth
+
+
+def json_depth_exceeds(body: bytes | Iterable[bytes], limit: int, *, slice_bytes: int = DEPTH_SLICE) -> bool:
+    """True when JSON text (bytes, or the chunks it arrived in) nests arrays/objects deeper than `limit`.
+
+    Linear and C-speed: per slice, escapes are dropped, everything but quotes and brackets is deleted, the text
+    between quotes goes, and only the runs of brackets left are counted in Python. Strings are skipped.
+    """
+    depth = 0
+    in_string = False
+    for piece in _pieces([body] if isinstance(body, bytes) else body, slice_bytes):
+        skeleton = piece.replace(b"\\\\", b"").replace(b'\\"', b"").translate(_SQUARE, _NOT_STRUCTURE)
+        parts = skeleton.split(b'"')
+        outside = b"".join(parts[1 if in_string else 0::2])
+        in_string ^= len(parts) % 2 == 0
+        reached = _deepest(outside, depth, limit)
+        if reached is None:
+            return True
+        depth = reached
     return False
 
 
-async def _send_json(send: Send, status: int, error: str, detail: str, extra: list[tuple[bytes, bytes]] = ()) -> None:
+async def _depth_exceeds(chunks: list[bytes], size: int, limit: int) -> bool:
+    """json_depth_exceeds, on a worker thread for a big body so the event loop keeps answering."""
+    if size <= INLINE_CHECK_BYTES:
+        return json_depth_exceeds(chunks, limit)
+    return await asyncio.to_thread(json_depth_exceeds, chunks, limit)
+
+
+async def _send_json(send: Send, status: int, error: str, detail: str,
+                     extra: tuple[tuple[bytes, bytes], ...] = ()) -> None:
     """Answer with NeuralRP's error body `{error, detail}`."""
     body = json.dumps({"error": error, "detail": detail}).encode()
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
@@ -191,9 +253,10 @@ async def _redirect(send: Send, location: str) -> None:
 class SecurityMiddleware:
     """The Host, Origin, token and JSON-depth guards, in front of every HTTP request."""
 
-    def __init__(self, app: ASGIApp, settings: Settings) -> None:
+    def __init__(self, app: ASGIApp, settings: Settings, sessions: SessionStore | None = None) -> None:
         self.app = app
         self.settings = settings
+        self.sessions = sessions if sessions is not None else SessionStore()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -202,11 +265,12 @@ class SecurityMiddleware:
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
         if await self._refused(scope, headers, send):
             return
-        content_type = headers.get("content-type", "")
-        if scope["method"] in UNSAFE_METHODS and "json" in content_type:
-            receive = await self._checked_body(receive, send)
-            if receive is None:
+        content_type = headers.get("content-type", "").lower()  # FastAPI parses `application/JSON` and none as JSON
+        if scope["method"] in UNSAFE_METHODS and ("json" in content_type or not content_type):
+            checked = await self._checked_body(receive, send)
+            if checked is None:
                 return
+            receive = checked
         await self.app(scope, receive, self._with_headers(send))
 
     async def _refused(self, scope: Scope, headers: dict[str, str], send: Send) -> bool:
@@ -222,11 +286,11 @@ class SecurityMiddleware:
             await _send_json(send, 403, "CrossSiteRequest", problem)
             return True
         token = (self.settings.security.access_token or "").strip()
-        if not token or scope["path"] in OPEN_PATHS or authenticated(headers, token):
+        if not token or scope["path"] in OPEN_PATHS or authenticated(headers, token, self.sessions):
             return False
         if scope["path"].startswith("/api/") or scope["method"] not in ("GET", "HEAD"):
             await _send_json(send, 401, "Unauthorized", "this NeuralRP server needs its access token: log in first",
-                             [(b"www-authenticate", b'Bearer realm="neuralrp"')])
+                             ((b"www-authenticate", b'Bearer realm="neuralrp"'),))
         else:
             await _redirect(send, LOGIN_PAGE)
         return True
@@ -249,13 +313,14 @@ class SecurityMiddleware:
                 return None
             if not message.get("more_body", False):
                 break
-        body = b"".join(chunks)
-        if json_depth_exceeds(body, self.settings.security.max_json_depth):
+        if await _depth_exceeds(chunks, size, self.settings.security.max_json_depth):
             await _send_json(send, 422, "InvalidInput",
                              f"the JSON body nests deeper than {self.settings.security.max_json_depth} levels "
                              "(security.max_json_depth)")
             return None
-        return _replay([{"type": "http.request", "body": body, "more_body": False}], receive)
+        last = len(chunks) - 1  # replayed as they came: joining 19 MiB here would be one more copy on the loop
+        return _replay([{"type": "http.request", "body": chunk, "more_body": i < last}
+                        for i, chunk in enumerate(chunks)], receive)
 
     @staticmethod
     def _with_headers(send: Send) -> Send:
@@ -275,11 +340,11 @@ class SecurityMiddleware:
 
 def _replay(messages: list[Message], then: Receive | None = None) -> Receive:
     """A receive() that yields `messages` first, then defers to `then` (disconnect detection keeps working)."""
-    pending = list(messages)
+    pending = deque(messages)  # popped, not iterated: a replayed chunk is freed once the app has taken it
 
     async def receive() -> Message:
         if pending:
-            return pending.pop(0)
+            return pending.popleft()
         if then is None:
             return {"type": "http.disconnect"}
         return await then()
@@ -287,26 +352,43 @@ def _replay(messages: list[Message], then: Receive | None = None) -> Receive:
     return receive
 
 
-def auth_router(settings: Settings) -> APIRouter:
-    """POST /api/auth/login {token} sets the session cookie; POST /api/auth/logout clears it."""
+def _client_key(request: Request) -> str:
+    """Who is trying a token: the peer address (the rate limit counts per client)."""
+    return request.client.host if request.client else "unknown"
+
+
+def auth_router(settings: Settings, sessions: SessionStore, limiter: LoginLimiter) -> APIRouter:
+    """POST /api/auth/login {token} starts a session (rate-limited); POST /api/auth/logout ends it."""
     router = APIRouter(prefix="/api/auth", tags=["auth"])
 
     @router.post("/login", status_code=204)
     def login(request: Request, token: str = Body(..., embed=True, max_length=4096)) -> Response:
-        """Check the token (constant time) and set an HttpOnly, SameSite=Strict cookie."""
+        """Check the token (constant time, backoff after wrong ones) and set an HttpOnly, SameSite=Strict cookie
+        holding a new random session id."""
         expected = (settings.security.access_token or "").strip()
         if not expected:
             return Response(status_code=204)
+        client = _client_key(request)
+        wait = limiter.wait_s(client)
+        if wait > 0:
+            return JSONResponse({"error": "TooManyRequests",
+                                 "detail": f"too many wrong tokens; try again in {wait:.0f} s"}, 429,
+                                headers={"Retry-After": str(max(1, round(wait)))})
         if not hmac.compare_digest(token.strip().encode(), expected.encode()):
+            limiter.failed(client)
             return JSONResponse({"error": "Unauthorized", "detail": "that access token is not right"}, 401)
+        limiter.succeeded(client)
         response = Response(status_code=204)
-        response.set_cookie(COOKIE, session_value(expected), httponly=True, samesite="strict", path="/",
-                            secure=request.url.scheme == "https")
+        response.set_cookie(COOKIE, sessions.create(expected), max_age=int(sessions.ttl_s), httponly=True,
+                            samesite="strict", path="/", secure=request.url.scheme == "https")
         return response
 
     @router.post("/logout", status_code=204)
-    def logout() -> Response:
-        """Forget the session cookie."""
+    def logout(request: Request) -> Response:
+        """End the session on the server and forget the cookie."""
+        sid = request.cookies.get(COOKIE)
+        if sid:
+            sessions.revoke(sid)
         response = Response(status_code=204)
         response.delete_cookie(COOKIE, path="/", httponly=True, samesite="strict")
         return response
@@ -315,6 +397,8 @@ def auth_router(settings: Settings) -> APIRouter:
 
 
 def install_security(app: FastAPI, settings: Settings) -> None:
-    """Add the auth routes and the security middleware to the app."""
-    app.include_router(auth_router(settings))
-    app.add_middleware(SecurityMiddleware, settings=settings)
+    """Add the auth routes and the security middleware (sharing one session store) to the app."""
+    sessions = SessionStore()
+    app.state.sessions = sessions
+    app.include_router(auth_router(settings, sessions, LoginLimiter()))
+    app.add_middleware(SecurityMiddleware, settings=settings, sessions=sessions)

@@ -14,8 +14,7 @@ from neuralrp.db.connection import Database
 from neuralrp.db.migrations import migrate
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("SHARED_DIR", REPO.parent / "shared"))
-FIXTURES = SHARED / "fixtures"
+FIXTURES = REPO / "tests" / "fixtures"  # sample cards, chats and worlds; see tests/fixtures/SOURCES.md
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")

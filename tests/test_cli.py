@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,6 +16,7 @@ from click.testing import CliRunner
 from neuralrp import __version__
 from neuralrp.cli import cli
 from neuralrp.llm.local_server import free_port
+from tests.waiting import wait_until
 
 COMMANDS = ("serve", "migrate", "config", "doctor", "import", "export", "prompt", "reindex")
 
@@ -68,15 +69,17 @@ def served(tmp_path: Path) -> Iterator[str]:
         env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}"
+
+    def answers() -> bool:
+        try:
+            httpx.get(url + "/api/system/health", timeout=5)
+            return True
+        except httpx.TransportError:
+            assert proc.poll() is None, proc.stdout.read().decode() if proc.stdout else ""
+            return False
+
     try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                httpx.get(url + "/api/system/health", timeout=1)
-                break
-            except httpx.TransportError:
-                assert proc.poll() is None, proc.stdout.read().decode() if proc.stdout else ""
-                time.sleep(0.2)
+        wait_until(answers, timeout=60, what="`neuralrp serve` to answer /api/system/health")
         yield url
     finally:
         proc.terminate()
@@ -108,3 +111,34 @@ def test_doctor_checks_built_in_model_path(tmp_path: Path) -> None:
     assert result.exit_code == 1
     line = next(x for x in result.output.splitlines() if "llm backend" in x)
     assert line.startswith("[FAIL] llm backend:") and "model.gguf" in line
+
+
+def test_config_show_includes_values_saved_on_the_settings_page(tmp_path: Path) -> None:
+    from neuralrp.config import load_settings
+    from neuralrp.ops.ui_settings import LiveSettings
+    from neuralrp.services import open_database
+
+    env = {"NEURALRP_PATHS_DATA_DIR": str(tmp_path / "d")}
+    settings = load_settings(overrides={"paths": {"data_dir": str(tmp_path / "d")}}, environ={})
+    live = LiveSettings(settings, open_database(settings))
+    live.load()
+    live.update({"sampling": {"max_tokens": 120}, "llm": {"api_key": "sk-secret"}})
+
+    shown = CliRunner().invoke(cli, ["config", "show", "--json"], env=env)
+    assert shown.exit_code == 0, shown.output
+    data = json.loads(shown.output)
+    assert data["sampling"]["max_tokens"] == 120
+    assert "sk-secret" not in shown.output  # secrets stay masked
+    yaml_out = CliRunner().invoke(cli, ["config", "show"], env=env).output
+    assert yaml_out.startswith("# saved on the Settings page (over config.yaml and the environment): "
+                               "llm.api_key, sampling.max_tokens\n")
+    file_only = CliRunner().invoke(cli, ["config", "show", "--json", "--file-only"], env=env)
+    assert json.loads(file_only.output)["sampling"]["max_tokens"] == 350
+
+
+def test_config_show_without_a_database_shows_the_file_values(tmp_path: Path) -> None:
+    env = {"NEURALRP_PATHS_DATA_DIR": str(tmp_path / "none"), "NEURALRP_SAMPLING_MAX_TOKENS": "99"}
+    shown = CliRunner().invoke(cli, ["config", "show", "--json"], env=env)
+    assert shown.exit_code == 0, shown.output
+    assert json.loads(shown.output)["sampling"]["max_tokens"] == 99
+    assert not (tmp_path / "none").exists()  # showing settings creates nothing

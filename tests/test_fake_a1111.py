@@ -7,11 +7,13 @@ import base64
 import io
 import json
 import time
+from typing import Any
 
 from PIL import Image
 
 from tests.fake_helpers import client, post
 from tests.fakes import FakeA1111, make_png, png_text
+from tests.waiting import async_wait_until
 
 # --------------------------------------------------------------------------- A1111
 
@@ -124,12 +126,13 @@ async def test_a1111_progress_and_interrupt() -> None:
         idle = (await c.get("/sdapi/v1/progress")).json()
         started = time.monotonic()
         task = asyncio.create_task(c.post("/sdapi/v1/txt2img", json={"prompt": "x", "width": 8, "height": 8}))
-        for _ in range(300):
-            if fake.job is not None:
-                break
-            await asyncio.sleep(0.01)
-        await asyncio.sleep(0.05)
-        running = (await c.get("/sdapi/v1/progress")).json()
+        await async_wait_until(lambda: fake.job, what="the txt2img job to start")
+
+        async def progress() -> dict[str, Any]:
+            return (await c.get("/sdapi/v1/progress")).json()  # type: ignore[no-any-return]
+
+        running = await async_wait_until(progress, until=lambda body: body["progress"] > 0.01,
+                                         what="the job to report some progress")
         assert (await c.post("/sdapi/v1/interrupt")).json() == {}
         result = await task
     assert idle["progress"] == 0 and idle["state"]["job_count"] == 0

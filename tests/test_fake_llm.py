@@ -242,11 +242,14 @@ async def test_malformed_line_mid_stream() -> None:
 
 async def test_error_events_per_flavour() -> None:
     llama, tabby, kobold = FakeLLM("llamacpp"), FakeLLM("tabbyapi"), FakeLLM("koboldcpp")
-    for fake in (llama, tabby, kobold):
+    old_llama = FakeLLM("llamacpp", legacy_errors=True)
+    for fake in (llama, tabby, kobold, old_llama):
         fake.fault("error_event", after=2, message="boom")
-    llama_fields = sse_fields(await stream_raw(llama))
-    assert llama_fields[-1][0] == "error" and json.loads(llama_fields[-1][1])["message"] == "boom"
+    llama_fields = sse_fields(await stream_raw(llama))  # current llama.cpp: a `data:` event with an error object
+    assert llama_fields[-1][0] == "data" and json.loads(llama_fields[-1][1])["error"]["message"] == "boom"
     assert ("data", "[DONE]") not in llama_fields
+    old_fields = sse_fields(await stream_raw(old_llama))  # older builds: an `error:` line
+    assert old_fields[-1][0] == "error" and json.loads(old_fields[-1][1])["message"] == "boom"
     tabby_payloads = data_payloads(await stream_raw(tabby))
     assert json.loads(tabby_payloads[-1]) == {"error": {"message": "boom", "trace": None}}
     kobold_raw = await stream_raw(kobold)

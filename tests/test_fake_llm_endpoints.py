@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from tests.fake_helpers import HELLO, client, post
+from tests.fake_helpers import CHAT, HELLO, client, post
 from tests.fakes import NATIVE_CHAT_PATH, FakeLLM, count_tokens
 
 # --------------------------------------------------------------------------- Ollama native /api/chat
@@ -106,6 +106,15 @@ INFO_CASES: list[tuple[str, str, str, Any, Any]] = [
     ("llamacpp", "POST", "/tokenize", {"content": "Hello there, traveller."}, lambda b: len(b["tokens"]) == 5),
     ("llamacpp", "GET", "/v1/models", None, lambda b: b["data"][0]["meta"]["n_ctx_train"] >= 4096),
     ("openai", "GET", "/v1/models", None, lambda b: b["object"] == "list"),
+    # llama-cpp-python 0.3.36 (llama_cpp/server/app.py)
+    ("llamacpp_python", "GET", "/v1/models", None,
+     lambda b: b["data"][0]["owned_by"] == "me" and b["data"][0]["permissions"] == []),
+    ("llamacpp_python", "GET", "/openapi.json", None, lambda b: "llama.cpp Python API" in b["info"]["title"]),
+    ("llamacpp_python", "POST", "/extras/tokenize/count", {"input": "Hello there, traveller."},
+     lambda b: b == {"count": 5}),
+    ("llamacpp_python", "POST", "/extras/tokenize", {"input": "Hello there"}, lambda b: len(b["tokens"]) == 2),
+    ("tabbyapi", "GET", "/.well-known/serviceinfo", None, lambda b: b["software"]["name"] == "TabbyAPI"),
+    ("koboldcpp", "GET", "/api/extra/perf", None, lambda b: b["stop_reason"] == -1 and b["idle"] == 1),
 ]
 
 
@@ -133,3 +142,27 @@ async def test_missing_endpoints(flavour: str, path: str, status: int, text: str
 async def test_ollama_show_unknown_model() -> None:
     response = await post(FakeLLM("ollama").app, "/api/show", {"model": "nope"})
     assert response.status_code == 404 and "error" in response.json()
+
+
+async def test_dialect_behaviours_of_the_real_servers() -> None:
+    tabby = FakeLLM("tabbyapi", api_key="k", loaded=False)
+    async with client(tabby.app) as c:
+        assert (await c.get("/.well-known/serviceinfo")).status_code == 200  # no key needed there
+        assert (await c.get("/v1/model")).status_code == 401
+        assert (await c.get("/v1/model", headers={"x-api-key": "k"})).status_code == 503  # no model loaded
+    python = FakeLLM("llamacpp_python")
+    await post(python.app, CHAT, {"messages": HELLO, "repetition_penalty": 1.3})
+    assert python.samplers[-1] == {"repeat_penalty": 1.1}  # an unknown field: its default applies
+    assert python.prompts[-1].endswith("<|im_start|>assistant\n")
+    kobold = FakeLLM("koboldcpp")
+    kobold.enqueue("Good words. STOP more")
+    response = await post(kobold.app, CHAT, {"messages": HELLO, "stop": ["STOP"], "max_tokens": 50})
+    assert response.json()["choices"][0]["finish_reason"] == "length" and kobold.stop_reason == 2
+    ollama = FakeLLM("ollama", thinking="hmm, let me think", model="qwen3")
+    thought = (await post(ollama.app, NATIVE_CHAT_PATH, {"model": "qwen3", "messages": HELLO, "stream": False,
+                                                         "options": {"num_predict": 3}})).json()
+    assert thought["message"]["content"] == "" and thought["done_reason"] == "length"  # thinking ate the budget
+    plain = (await post(ollama.app, NATIVE_CHAT_PATH, {"model": "qwen3", "messages": HELLO, "stream": False,
+                                                       "think": False, "options": {"num_predict": 3}})).json()
+    assert plain["message"]["content"] and "thinking" not in plain["message"]
+

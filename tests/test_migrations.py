@@ -31,7 +31,7 @@ EXPECTED_COLUMNS: dict[str, list[str]] = {
     "chats": [
         "id", "uid", "title", "mode", "focus_character_id", "persona_json", "settings_json", "turn",
         "next_seq", "autosave", "forked_from_chat_id", "forked_from_message_id", "created_at", "updated_at",
-        "last_activity_at",
+        "last_activity_at", "deleted_at",
     ],
     "chat_cast": [
         "id", "chat_id", "character_id", "is_active", "position", "first_turn", "last_present_turn",
@@ -40,7 +40,7 @@ EXPECTED_COLUMNS: dict[str, list[str]] = {
     "messages": [
         "id", "chat_id", "seq", "turn", "role", "character_id", "speaker_name", "content", "status",
         "swipe_index", "archived", "archived_reason", "summary_id", "token_count", "token_counter",
-        "extra_json", "created_at", "updated_at",
+        "extra_json", "created_at", "updated_at", "search_indexed",
     ],
     "message_swipes": ["id", "message_id", "idx", "content", "status", "created_at"],
     "summaries": [
@@ -54,6 +54,8 @@ EXPECTED_COLUMNS: dict[str, list[str]] = {
     ],
     "tags": ["id", "name"],
     "character_tags": ["character_id", "tag_id"],
+    "character_worlds": ["character_id", "world_id", "linked_at"],
+    "personas": ["id", "name", "description", "avatar_path", "is_default", "created_at", "updated_at"],
     "world_tags": ["world_id", "tag_id"],
     "image_tags": ["image_id", "tag_id"],
     "change_history": [

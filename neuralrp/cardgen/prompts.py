@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from neuralrp.library.characters import Character
+from neuralrp.llm.answers import REPAIR, repair_messages  # noqa: F401 - part of the prompts a test reads
 from neuralrp.llm.types import ChatMessage, SamplingParams
 
 CARD_PARAMS = SamplingParams(temperature=0.7, top_p=0.95, top_k=40, min_p=0.05, repetition_penalty=1.05,
@@ -54,10 +55,6 @@ WORLD_SYSTEM = (
     '"canon_law": true only for hard rules of the world that must always hold}]}. Cover places, history, '
     f"factions and creatures as fits. {PLIST_RULES}"
 )
-REPAIR = (
-    "Your answer could not be used: {problem}. Answer again with only the corrected JSON object, no prose and "
-    "no code fences."
-)
 CARD_TEXT_FIELDS = ("name", "description", "personality", "scenario", "first_mes", "mes_example")
 
 
@@ -101,11 +98,6 @@ def world_request(description: str, name: str | None, count: int) -> list[ChatMe
     title = f"The world is called {name}.\n" if name else ""
     user = f"{title}Write {count} lore entries for this setting:\n{description.strip()}"
     return [ChatMessage("system", WORLD_SYSTEM), ChatMessage("user", user)]
-
-
-def repair_messages(messages: list[ChatMessage], answer: str, problem: str) -> list[ChatMessage]:
-    """The first request plus the unusable answer and a message asking to fix it."""
-    return [*messages, ChatMessage("assistant", answer), ChatMessage("user", REPAIR.format(problem=problem))]
 
 
 # Capsules (SPEC §4): written once per card version by context/capsule_writer.py, rule-based fallback.

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import json
 import logging
-import re
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -14,12 +11,15 @@ from neuralrp.cardgen.plist import normalize_plist, plist_problem
 from neuralrp.chats import store
 from neuralrp.chats.npcs import promote_npc
 from neuralrp.context.loader import live_summaries
-from neuralrp.db.connection import transaction
-from neuralrp.errors import BackendBadResponse, BackendUnavailable, InvalidInput, NotFound
+from neuralrp.db.connection import Connection, transaction
+from neuralrp.db.history import record_change
+from neuralrp.errors import BackendUnavailable, InvalidInput, NotFound
 from neuralrp.library import characters as chars
+from neuralrp.library import worlds
 from neuralrp.library.cardfile import card_from_object
-from neuralrp.library.service import Library, record_change
-from neuralrp.llm.types import ChatMessage, LLMBackend, SamplingParams
+from neuralrp.library.service import Library
+from neuralrp.llm.answers import AnswerError, ask_json
+from neuralrp.llm.types import LLMBackend
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -32,11 +32,6 @@ LIST_FIELDS = ("tags", "visual_tags")
 FIELDS = (*PLIST_FIELDS, *TEXT_FIELDS[1:], *LIST_FIELDS)
 CHAT_LINES = 40
 MAX_WORLD_ENTRIES = 30
-_FENCE = re.compile(r"```(?:json|JSON)?\s*\n?(.*?)```", re.DOTALL)
-
-
-class AnswerError(ValueError):
-    """The LLM's answer is not usable; str(e) says why."""
 
 
 def require_backend(backend: LLMBackend | None) -> LLMBackend:
@@ -44,43 +39,6 @@ def require_backend(backend: LLMBackend | None) -> LLMBackend:
     if backend is None:
         raise BackendUnavailable(NO_BACKEND)
     return backend
-
-
-# --- reading answers ------------------------------------------------------------------------------
-
-
-def _first_object(text: str) -> Any:
-    """The first JSON object found anywhere in `text` (prose around it is ignored)."""
-    decoder = json.JSONDecoder()
-    for match in re.finditer(r"\{", text):
-        try:
-            value, _ = decoder.raw_decode(text, match.start())
-        except ValueError:
-            continue
-        if isinstance(value, dict):
-            return value
-    raise AnswerError("it contains no JSON object")
-
-
-def extract_json(text: str) -> dict[str, Any]:
-    """The JSON object in an answer: bare, inside ``` fences, or surrounded by prose."""
-    stripped = text.strip()
-    if not stripped:
-        raise AnswerError("it was empty")
-    candidates = [m.group(1).strip() for m in _FENCE.finditer(stripped)] + [stripped]
-    for candidate in candidates:
-        try:
-            value = json.loads(candidate)
-        except ValueError:
-            continue
-        if isinstance(value, dict):
-            return value
-    for candidate in candidates:
-        try:
-            return _first_object(candidate)  # type: ignore[no-any-return]
-        except AnswerError:
-            continue
-    raise AnswerError("it contains no complete JSON object")
 
 
 def _text(obj: dict[str, Any], key: str, *, required: bool = True) -> str:
@@ -131,23 +89,6 @@ def check_card_answer(obj: dict[str, Any]) -> dict[str, Any]:
 
 
 # --- asking ---------------------------------------------------------------------------------------
-
-
-async def ask_json(backend: LLMBackend, messages: list[ChatMessage], params: SamplingParams,
-                   check: Callable[[dict[str, Any]], T], what: str) -> T:
-    """Ask, validate; once more with a repair message when unusable; then a 502 naming the problem."""
-    answer = await backend.complete(messages, params)
-    try:
-        return check(extract_json(answer.text))
-    except AnswerError as e:
-        problem = str(e)
-        log.info("%s: first answer unusable (%s); asking once more", what, problem)
-    retry = await backend.complete(prompts.repair_messages(messages, answer.text, problem), params)
-    try:
-        return check(extract_json(retry.text))
-    except AnswerError as e:
-        raise BackendBadResponse(f"The LLM did not give a usable {what}, even after one retry: {e}. "
-                                 "Nothing was changed; try again or use a stronger model.") from e
 
 
 # --- cards ----------------------------------------------------------------------------------------
@@ -217,13 +158,11 @@ class ChatContext:
     summaries: list[str]
 
 
-def chat_context(conn: Any, chat_id: int, character_id: int, *, limit: int = CHAT_LINES) -> ChatContext:
+def chat_context(conn: Connection, chat_id: int, character_id: int, *, limit: int = CHAT_LINES) -> ChatContext:
     """The character's recent messages in the chat and the chat's live summaries."""
     chat_context_member(conn, chat_id, character_id)
     character = chars.get_character(conn, character_id)
-    rows = conn.execute("SELECT id FROM messages WHERE chat_id = ? AND character_id = ? AND archived = 0"
-                        " AND status != 'streaming' ORDER BY seq DESC LIMIT ?", (chat_id, character_id, limit))
-    ids = [r["id"] for r in rows][::-1]
+    ids = store.recent_message_ids(conn, chat_id, character_id, limit)
     lines = [f"{character.name}: {store.get_message(conn, i).content.strip()}" for i in ids]
     if not lines:
         raise InvalidInput(f"{character.name} has not said anything in this chat yet, so there is nothing to "
@@ -260,19 +199,24 @@ def save_from_chat(library: Library, chat_id: int, character_id: int, card: Any)
         old = chars.update_card(conn, character_id, stored)
         visual = card_visual_tags(stored)
         if visual:
-            conn.execute("UPDATE characters SET visual_tags = ? WHERE id = ?", (", ".join(visual), character_id))
+            chars.set_visual(conn, character_id, visual_tags=", ".join(visual))
         record_change(conn, "character", character_id, "update", old, stored, "card generated from chat")
     return promote_npc(library, character_id)
 
 
-def chat_context_member(conn: Any, chat_id: int, character_id: int) -> None:
+def chat_context_member(conn: Connection, chat_id: int, character_id: int) -> None:
     """NotFound unless the chat exists and the character is in its cast."""
-    store.get_chat_row(conn, chat_id)
-    if character_id not in {r["character_id"] for r in store.cast_rows(conn, chat_id)}:
+    store.get_chat(conn, chat_id)
+    if store.cast_member(conn, chat_id, character_id) is None:
         raise NotFound(f"character {character_id} is not in chat {chat_id}'s cast")
 
 
 # --- worlds ---------------------------------------------------------------------------------------
+
+
+def world_name_taken(conn: Connection, name: str) -> bool:
+    """Whether a world of this name (ignoring case) exists."""
+    return any(w["name"].casefold() == name.casefold() for w in worlds.list_worlds(conn))
 
 
 def _check_entry(raw: Any, index: int) -> dict[str, Any]:

@@ -7,7 +7,6 @@ History rows use entity_type 'message'. An edit is operation 'update' with old/n
 
 from __future__ import annotations
 
-import json
 from datetime import timedelta
 from typing import Any
 
@@ -15,30 +14,30 @@ from neuralrp.chats import store
 from neuralrp.chats.service import MAX_MESSAGE_CHARS
 from neuralrp.chats.store import Message
 from neuralrp.clock import iso, utcnow
-from neuralrp.db.connection import transaction
+from neuralrp.db import history
+from neuralrp.db.connection import Connection, transaction
+from neuralrp.db.history import Change, record_change
 from neuralrp.errors import Conflict, InvalidInput, NotFound
-from neuralrp.library.service import record_change
 from neuralrp.llm.tokens import LOCAL_COUNTER, estimate_tokens
 
 ENTITY = "message"
 DELETED = "deleted"
 
 
-def _editable(conn: Any, message_id: int) -> Message:
+def _editable(conn: Connection, message_id: int) -> Message:
     msg = store.get_message(conn, message_id)
     if msg.status == "streaming":
         raise Conflict(f"message {message_id} is still being written; stop the reply first")
     return msg
 
 
-def _write_text(conn: Any, msg: Message, content: str) -> None:
+def _write_text(conn: Connection, msg: Message, content: str) -> None:
     store.set_message_text(conn, msg.id, content)
     store.set_token_count(conn, msg.id, estimate_tokens(content), LOCAL_COUNTER)
-    conn.execute("UPDATE message_swipes SET content = ? WHERE message_id = ? AND idx = ?",
-                 (content, msg.id, msg.swipe_index))
+    store.set_swipe_text(conn, msg.id, msg.swipe_index, content)
 
 
-def edit_message(conn: Any, message_id: int, content: str, *, note: str = "") -> Message:
+def edit_message(conn: Connection, message_id: int, content: str, *, note: str = "") -> Message:
     """Replace a message's text; the old text is kept in change history."""
     if not content.strip():
         raise InvalidInput("the message is empty; delete it instead")
@@ -52,11 +51,11 @@ def edit_message(conn: Any, message_id: int, content: str, *, note: str = "") ->
     return store.get_message(conn, message_id)
 
 
-def delete_message(conn: Any, message_id: int) -> Message:
+def delete_message(conn: Connection, message_id: int) -> Message:
     """Soft-delete: archive the message as 'deleted' (still searchable, restorable)."""
     with transaction(conn):
         msg = _editable(conn, message_id)
-        reason = _reason(conn, msg.id)
+        reason = msg.archived_reason
         if msg.archived:
             raise Conflict(f"message {message_id} is already archived ({reason})")
         record_change(conn, ENTITY, msg.id, "delete", {"archived": False, "archived_reason": None},
@@ -65,64 +64,55 @@ def delete_message(conn: Any, message_id: int) -> Message:
     return store.get_message(conn, message_id)
 
 
-def undelete_message(conn: Any, message_id: int) -> Message:
+def undelete_message(conn: Connection, message_id: int) -> Message:
     """Undo a soft delete: the message is live again."""
     with transaction(conn):
         msg = _editable(conn, message_id)
-        reason = _reason(conn, msg.id)
+        reason = msg.archived_reason
         if not msg.archived or reason != DELETED:
             raise Conflict(f"message {message_id} is not deleted" + (f" (archived: {reason})" if reason else ""))
         record_change(conn, ENTITY, msg.id, "restore", {"archived": True, "archived_reason": DELETED},
                       {"archived": False, "archived_reason": None})
-        conn.execute("UPDATE messages SET archived = 0, archived_reason = NULL, updated_at = ? WHERE id = ?",
-                     (iso(), msg.id))
+        store.unarchive_message(conn, msg.id)
     return store.get_message(conn, message_id)
 
 
-def _reason(conn: Any, message_id: int) -> str | None:
-    row = conn.execute("SELECT archived_reason FROM messages WHERE id = ?", (message_id,)).fetchone()
-    return None if row is None else row["archived_reason"]
+def _change(change: Change) -> dict[str, Any]:
+    return {"id": change.id, "message_id": change.entity_id, "operation": change.operation, "old": change.old,
+            "new": change.new, "note": change.note, "created_at": change.created_at,
+            "chat_id": change.chat_id, "seq": change.seq}
 
 
-def _change(row: dict[str, Any]) -> dict[str, Any]:
-    old = json.loads(row["old_json"]) if row["old_json"] else None
-    new = json.loads(row["new_json"]) if row["new_json"] else None
-    return {"id": row["id"], "message_id": row["entity_id"], "operation": row["operation"], "old": old,
-            "new": new, "note": row["note"], "created_at": row["created_at"],
-            "chat_id": row.get("chat_id"), "seq": row.get("seq")}
-
-
-_HISTORY = ("SELECT h.*, m.chat_id, m.seq FROM change_history h LEFT JOIN messages m ON m.id = h.entity_id"
-            " WHERE h.entity_type = 'message'")
-
-
-def message_history(conn: Any, message_id: int) -> list[dict[str, Any]]:
+def message_history(conn: Connection, message_id: int) -> list[dict[str, Any]]:
     """A message's changes, newest first."""
     store.get_message(conn, message_id)
-    rows = conn.execute(f"{_HISTORY} AND h.entity_id = ? ORDER BY h.created_at DESC, h.id DESC", (message_id,))
-    return [_change(r) for r in rows]
+    return [_change(c) for c in history.message_changes(conn, message_id)]
 
 
-def chat_history(conn: Any, chat_id: int, *, limit: int = 500) -> list[dict[str, Any]]:
+def chat_history(conn: Connection, chat_id: int, *, limit: int = 500) -> list[dict[str, Any]]:
     """Changes to any message of a chat, newest first."""
-    store.get_chat_row(conn, chat_id)
-    rows = conn.execute(f"{_HISTORY} AND m.chat_id = ? ORDER BY h.created_at DESC, h.id DESC LIMIT ?",
-                        (chat_id, max(1, min(limit, 5000))))
-    return [_change(r) for r in rows]
+    store.get_chat(conn, chat_id)
+    return [_change(c) for c in history.chat_message_changes(conn, chat_id, max(1, min(limit, 5000)))]
 
 
-def restore_change(conn: Any, change_id: int) -> Message:
+def message_change(conn: Connection, change_id: int) -> Change | None:
+    """A recorded change to a message, or None (no such change, or it is not about a message)."""
+    change = history.get_change(conn, change_id)
+    return change if change is not None and change.entity_type == ENTITY else None
+
+
+def restore_change(conn: Connection, change_id: int) -> Message:
     """Undo one recorded change: put back the text before an edit, or un-delete a deleted message."""
-    row = conn.execute("SELECT * FROM change_history WHERE id = ?", (change_id,)).fetchone()
-    if row is None or row["entity_type"] != ENTITY:
+    change = message_change(conn, change_id)
+    if change is None:
         raise NotFound(f"message change {change_id} does not exist (it may be older than the history kept)")
-    old = json.loads(row["old_json"]) if row["old_json"] else {}
-    if row["operation"] == "delete":
-        return undelete_message(conn, row["entity_id"])
+    old = change.old or {}
+    if change.operation == "delete":
+        return undelete_message(conn, change.entity_id)
     if "content" not in old:
-        raise InvalidInput(f"change {change_id} ({row['operation']}) has no earlier text to restore")
+        raise InvalidInput(f"change {change_id} ({change.operation}) has no earlier text to restore")
     with transaction(conn):
-        msg = _editable(conn, row["entity_id"])
+        msg = _editable(conn, change.entity_id)
         if msg.content != old["content"]:
             record_change(conn, ENTITY, msg.id, "restore", {"content": msg.content}, {"content": old["content"]},
                           f"restored change {change_id}")
@@ -130,11 +120,10 @@ def restore_change(conn: Any, change_id: int) -> Message:
     return store.get_message(conn, msg.id)
 
 
-def prune_history(conn: Any, days: int) -> int:
+def prune_history(conn: Connection, days: int) -> int:
     """Drop message change history older than `days` days; never touches messages. Returns rows removed."""
     if days < 1:
         raise InvalidInput("history must be kept at least 1 day")
     cutoff = iso(utcnow() - timedelta(days=days))
     with transaction(conn):
-        cur = conn.execute("DELETE FROM change_history WHERE entity_type = ? AND created_at < ?", (ENTITY, cutoff))
-    return int(cur.rowcount)
+        return history.prune_changes(conn, ENTITY, cutoff)

@@ -5,16 +5,17 @@ from __future__ import annotations
 from typing import Any
 
 from neuralrp.chats import store
-from neuralrp.db.connection import transaction
+from neuralrp.db.connection import Connection, transaction
+from neuralrp.db.history import record_change
 from neuralrp.errors import Conflict, InvalidInput, NotFound
 from neuralrp.library import characters as chars
-from neuralrp.library.service import Library, record_change
+from neuralrp.library.service import Library
 
 GENDERS = ("female", "male", "other", "")
 
 
 def _clean(fields: dict[str, Any]) -> dict[str, str]:
-    out = {}
+    out: dict[str, str] = {}
     for key in ("name", "gender", "description", "visual_tags", "personality"):
         if key in fields and fields[key] is not None:
             if not isinstance(fields[key], str):
@@ -33,21 +34,21 @@ def _npc_card(fields: dict[str, str]) -> dict[str, Any]:
                                     "visual_tags": fields.get("visual_tags", "")}}}}
 
 
-def _get_npc(conn: Any, npc_id: int) -> chars.Character:
+def _get_npc(conn: Connection, npc_id: int) -> chars.Character:
     npc = chars.get_character(conn, npc_id)
     if npc.scope_chat_id is None:
         raise NotFound(f"character {npc_id} is not an NPC of a chat")
     return npc
 
 
-def create_npc(conn: Any, chat_id: int, fields: dict[str, Any]) -> chars.Character:
+def create_npc(conn: Connection, chat_id: int, fields: dict[str, Any]) -> chars.Character:
     """A new NPC in the chat's cast (active)."""
     clean = _clean(fields)
     if not clean.get("name"):
         raise InvalidInput("an NPC needs a name")
     with transaction(conn):
-        store.get_chat_row(conn, chat_id)
-        taken = {r["name"].casefold() for r in store.cast_rows(conn, chat_id)}
+        store.get_chat(conn, chat_id)
+        taken = {m.name.casefold() for m in store.cast_members(conn, chat_id)}
         if clean["name"].casefold() in taken:
             raise Conflict(f"'{clean['name']}' is already in this chat's cast")
         gender = clean.get("gender", "").lower()
@@ -58,7 +59,7 @@ def create_npc(conn: Any, chat_id: int, fields: dict[str, Any]) -> chars.Charact
     return chars.get_character(conn, npc_id)
 
 
-def update_npc(conn: Any, npc_id: int, fields: dict[str, Any]) -> chars.Character:
+def update_npc(conn: Connection, npc_id: int, fields: dict[str, Any]) -> chars.Character:
     """Change an NPC's name, gender, description, personality or visual tags."""
     clean = _clean(fields)
     with transaction(conn):
@@ -69,32 +70,29 @@ def update_npc(conn: Any, npc_id: int, fields: dict[str, Any]) -> chars.Characte
                 card["data"][key] = clean[key]
         old = chars.update_card(conn, npc_id, card)
         gender = clean.get("gender", npc.gender).lower()
-        conn.execute("UPDATE characters SET gender = ?, visual_tags = ? WHERE id = ?",
-                     (gender, clean.get("visual_tags", npc.visual_tags), npc_id))
+        chars.set_visual(conn, npc_id, gender=gender, visual_tags=clean.get("visual_tags", npc.visual_tags))
         record_change(conn, "character", npc_id, "update", old, card)
     return chars.get_character(conn, npc_id)
 
 
-def delete_npc(conn: Any, npc_id: int) -> None:
+def delete_npc(conn: Connection, npc_id: int) -> None:
     """Remove an NPC (its card is kept in history; its messages keep the speaker's name)."""
     with transaction(conn):
         npc = _get_npc(conn, npc_id)
         record_change(conn, "character", npc_id, "delete", npc.card, None, f"NPC of chat {npc.scope_chat_id}")
-        conn.execute("DELETE FROM characters WHERE id = ?", (npc_id,))
+        chars.delete_character(conn, npc_id)
 
 
 def promote_npc(library: Library, npc_id: int) -> chars.Character:
     """Make an NPC a global character: it joins the library and gets a card file in characters/."""
     with library.lock, library.db.session() as conn, transaction(conn):
         npc = _get_npc(conn, npc_id)
-        clash = conn.execute("SELECT id FROM characters WHERE scope_chat_id IS NULL AND name = ? COLLATE NOCASE",
-                             (npc.name,)).fetchone()
-        if clash is not None:
+        if chars.find_by_name(conn, npc.name) is not None:
             raise Conflict(f"the library already has a character named '{npc.name}'; rename the NPC first")
         card = chars.as_v2(npc.card)
         card["data"]["tags"] = [t for t in card["data"].get("tags", []) if t != "npc"]
         chars.update_card(conn, npc_id, card)
-        conn.execute("UPDATE characters SET scope_chat_id = NULL WHERE id = ?", (npc_id,))
+        chars.make_global(conn, npc_id)
         record_change(conn, "character", npc_id, "update", {"npc_of_chat": npc.scope_chat_id}, card, "promoted")
         library.write_character_file(conn, npc_id)
         return chars.get_character(conn, npc_id)

@@ -10,7 +10,9 @@ from __future__ import annotations
 import re
 import unicodedata
 from functools import lru_cache
-from typing import Any
+
+from neuralrp.chats import store
+from neuralrp.db.connection import Connection
 
 _CJK = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af\uf900-\ufaff]")
 
@@ -43,21 +45,17 @@ def mentions(text: str, name: str) -> bool:
     return any(_pattern(form).search(folded) for form in name_forms(name))
 
 
-def mark_present(conn: Any, chat_id: int, turn: int, text: str, *, absence_turns: int,
+def mark_present(conn: Connection, chat_id: int, turn: int, text: str, *, absence_turns: int,
                  speaker_id: int | None = None) -> list[int]:
     """Record presence on `turn` for the speaker and everyone named; returns ids that came back after an absence."""
     returned = []
-    rows = conn.execute("SELECT cc.character_id, cc.last_present_turn, cc.first_turn, cc.reset_turn, c.name"
-                        " FROM chat_cast cc JOIN characters c ON c.id = cc.character_id"
-                        " WHERE cc.chat_id = ? AND cc.is_active = 1", (chat_id,)).fetchall()
-    for row in rows:
-        if row["character_id"] != speaker_id and not mentions(text, row["name"]):
+    for member in store.cast_members(conn, chat_id):
+        if not member.is_active or (member.character_id != speaker_id and not mentions(text, member.name)):
             continue
-        last = row["last_present_turn"] if row["last_present_turn"] is not None else row["first_turn"]
-        reset = row["reset_turn"]
+        last = member.last_present_turn if member.last_present_turn is not None else member.first_turn
+        reset = member.reset_turn
         if last is not None and turn - last > absence_turns:
             reset = turn
-            returned.append(row["character_id"])
-        conn.execute("UPDATE chat_cast SET last_present_turn = max(coalesce(last_present_turn, ?), ?), reset_turn = ?"
-                     " WHERE chat_id = ? AND character_id = ?", (turn, turn, reset, chat_id, row["character_id"]))
+            returned.append(member.character_id)
+        store.mark_cast_present(conn, chat_id, member.character_id, turn, reset)
     return returned

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from neuralrp.chats import store
+from neuralrp.db.connection import Connection
 from neuralrp.errors import InvalidInput
 
 MAX_QUERY_CHARS = 500
@@ -67,23 +68,25 @@ def _like(term: str) -> str:
 
 
 _SELECT = ("SELECT m.id, m.chat_id, m.seq, m.turn, m.role, m.speaker_name, m.content, m.archived,"
-           " m.archived_reason, m.created_at, c.title AS chat_title")
+           " m.archived_reason, m.created_at, c.title AS chat_title,"
+           " (SELECT group_concat(name, ', ') FROM (SELECT ch.name FROM chat_cast cc JOIN characters ch"
+           "  ON ch.id = cc.character_id WHERE cc.chat_id = c.id ORDER BY cc.position, cc.id)) AS chat_cast_names")
 
 
 _CJK = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af\uf900-\ufaff]")
 
 
-def _word_rows(conn: Any, query: ParsedQuery, chat_id: int | None, limit: int) -> list[dict[str, Any]]:
+def _word_rows(conn: Connection, query: ParsedQuery, chat_id: int | None, limit: int) -> list[dict[str, Any]]:
     """Whole-word search (each term matches words starting with it) on the unicode61 index."""
     match = " AND ".join('"' + t.replace('"', '""') + '"*' for t in query.terms)
     where, args = ("", []) if chat_id is None else (" AND m.chat_id = ?", [chat_id])
     sql = (f"{_SELECT}, bm25(messages_words, 1.0, 0.5) AS rank FROM messages_words"
-           " JOIN messages m ON m.id = messages_words.rowid JOIN chats c ON c.id = m.chat_id"
+           " JOIN messages m ON m.id = messages_words.rowid JOIN chats c ON c.id = m.chat_id AND c.deleted_at IS NULL"
            f" WHERE messages_words MATCH ?{where} ORDER BY rank, m.id DESC LIMIT ?")
     return [dict(r) for r in conn.execute(sql, [match, *args, limit])]
 
 
-def _rows(conn: Any, query: ParsedQuery, chat_id: int | None, limit: int) -> list[dict[str, Any]]:
+def _rows(conn: Connection, query: ParsedQuery, chat_id: int | None, limit: int) -> list[dict[str, Any]]:
     if not any(_CJK.search(t) for t in query.terms) and all(re.search(r"\w", t) for t in query.terms):
         return _word_rows(conn, query, chat_id, limit)
     where: list[str] = []
@@ -96,32 +99,52 @@ def _rows(conn: Any, query: ParsedQuery, chat_id: int | None, limit: int) -> lis
         args.append(chat_id)
     if query.fts:
         sql = (f"{_SELECT}, bm25(messages_fts, 1.0, 0.5) AS rank FROM messages_fts"
-               " JOIN messages m ON m.id = messages_fts.rowid JOIN chats c ON c.id = m.chat_id"
+               " JOIN messages m ON m.id = messages_fts.rowid JOIN chats c ON c.id = m.chat_id AND c.deleted_at IS NULL"
                " WHERE messages_fts MATCH ?" + "".join(f" AND {w}" for w in where)
                + " ORDER BY rank, m.id DESC LIMIT ?")
         return [dict(r) for r in conn.execute(sql, [query.fts, *args, limit])]
-    sql = (f"{_SELECT}, 0.0 AS rank FROM messages m JOIN chats c ON c.id = m.chat_id"
+    sql = (f"{_SELECT}, 0.0 AS rank FROM messages m JOIN chats c ON c.id = m.chat_id AND c.deleted_at IS NULL"
            f" WHERE {' AND '.join(where)} ORDER BY m.id DESC LIMIT ?")
     return [dict(r) for r in conn.execute(sql, [*args, limit])]
 
 
-def search_messages(conn: Any, text: str, *, chat_id: int | None = None, limit: int = 50) -> list[dict[str, Any]]:
+def search_messages(conn: Connection, text: str, *, chat_id: int | None = None,
+                    limit: int = 50) -> list[dict[str, Any]]:
     """Messages matching every term, best (bm25) first, each with a highlighted snippet."""
     query = parse_query(text)
     if chat_id is not None:
-        store.get_chat_row(conn, chat_id)
+        store.get_chat(conn, chat_id)
     limit = max(1, min(int(limit), MAX_LIMIT))
     hits = []
     for row in _rows(conn, query, chat_id, limit):
         snippet, spans = make_snippet(row["content"], query.terms)
         hits.append({
             "message_id": row["id"], "chat_id": row["chat_id"], "chat_title": row["chat_title"],
+            "chat_name": _chat_name(row),
             "seq": row["seq"], "turn": row["turn"], "role": row["role"], "speaker_name": row["speaker_name"],
             "archived": bool(row["archived"]), "archived_reason": row["archived_reason"],
             "created_at": row["created_at"], "score": round(-float(row["rank"]), 6),
             "snippet": snippet, "highlights": spans, "snippet_marked": mark(snippet, spans),
         })
     return hits
+
+
+def pending_messages(conn: Connection, limit: int) -> list[tuple[int, str]]:
+    """(id, content) of up to `limit` messages waiting for the full-text indexes (bulk imports defer them)."""
+    rows = conn.execute("SELECT id, content FROM messages WHERE search_indexed = 0 ORDER BY id LIMIT ?", (limit,))
+    return [(r["id"], r["content"]) for r in rows]
+
+
+def mark_indexed(conn: Connection, message_ids: list[int]) -> None:
+    """Put waiting messages into both full-text indexes: the update triggers of migration 0007 insert them."""
+    conn.executemany("UPDATE messages SET search_indexed = 1 WHERE id = ? AND search_indexed = 0",
+                     [(mid,) for mid in message_ids])
+
+
+def _chat_name(row: Any) -> str:
+    """The name the chat list shows: the title, else the cast's names (as chats.service.chat_name)."""
+    title = (row["chat_title"] or "").strip()
+    return title or row["chat_cast_names"] or f"Chat {row['chat_id']}"
 
 
 def _fold(text: str) -> tuple[str, list[int]]:

@@ -19,10 +19,11 @@ import json
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from neuralrp.chats import store
+from neuralrp.chats import store, summaries
 from neuralrp.chats.service import active_cast
-from neuralrp.context.text import substitute
+from neuralrp.db.connection import Connection
 from neuralrp.errors import InvalidInput
+from neuralrp.library.macros import substitute
 
 Format = Literal["alpaca", "sharegpt", "chatml"]
 FORMATS: tuple[str, ...] = ("alpaca", "sharegpt", "chatml")
@@ -50,15 +51,9 @@ class Turn:
     labelled: str
 
 
-def _persona_name(chat: dict[str, Any]) -> str:
-    persona = json.loads(chat["persona_json"] or "{}")
-    return (persona.get("name") if isinstance(persona, dict) else None) or "User"
-
-
-def system_context(conn: Any, chat_id: int, options: TrainingOptions) -> str:
+def system_context(conn: Connection, chat_id: int, options: TrainingOptions) -> str:
     """The system message: active cast cards and, optionally, the live scene summaries."""
-    chat = store.get_chat_row(conn, chat_id)
-    user = _persona_name(chat)
+    user = store.get_chat(conn, chat_id).user_name
     parts: list[str] = []
     if options.include_characters:
         for char in active_cast(conn, chat_id):
@@ -66,16 +61,15 @@ def system_context(conn: Any, chat_id: int, options: TrainingOptions) -> str:
             body = "\n".join(f for f in fields if f)
             parts.append(f"{char.name}: {body}" if body else char.name)
     if options.include_summaries:
-        rows = conn.execute("SELECT text FROM summaries WHERE chat_id = ? AND archived = 0"
-                            " ORDER BY start_turn, id", (chat_id,)).fetchall()
-        if rows:
-            parts.append("Story so far:\n" + "\n\n".join(r["text"].strip() for r in rows))
+        live = summaries.live_summaries(conn, chat_id)
+        if live:
+            parts.append("Story so far:\n" + "\n\n".join(s.text.strip() for s in live))
     return "\n\n".join(p for p in parts if p)
 
 
-def conversation(conn: Any, chat_id: int, options: TrainingOptions) -> list[Turn]:
+def conversation(conn: Connection, chat_id: int, options: TrainingOptions) -> list[Turn]:
     """The chat's live user/assistant messages as merged turns, names in the text when asked."""
-    user = _persona_name(store.get_chat_row(conn, chat_id))
+    user = store.get_chat(conn, chat_id).user_name
     rows = [m for m in store.list_messages(conn, chat_id)
             if m.role in ("user", "assistant") and m.status in ("complete", "incomplete") and m.content.strip()]
     speakers = {m.speaker_name for m in rows if m.role == "assistant"}
@@ -92,7 +86,8 @@ def conversation(conn: Any, chat_id: int, options: TrainingOptions) -> list[Turn
     return turns
 
 
-def chat_records(conn: Any, chat_id: int, fmt: str, options: TrainingOptions | None = None) -> list[dict[str, Any]]:
+def chat_records(conn: Connection, chat_id: int, fmt: str,
+                 options: TrainingOptions | None = None) -> list[dict[str, Any]]:
     """The training examples one chat gives in a format (none if it has no reply)."""
     options = options or TrainingOptions()
     if fmt not in FORMATS:
@@ -128,9 +123,9 @@ def chatml_text(pairs: list[tuple[str, str]]) -> str:
     return "".join(f"<|im_start|>{role}\n{content}<|im_end|>\n" for role, content in pairs)
 
 
-def export_training(conn: Any, chat_ids: list[int], fmt: str, options: TrainingOptions | None = None) -> bytes:
+def export_training(conn: Connection, chat_ids: list[int], fmt: str, options: TrainingOptions | None = None) -> bytes:
     """JSONL training data for these chats (all chats when none are given)."""
-    ids = chat_ids or [r["id"] for r in conn.execute("SELECT id FROM chats ORDER BY id")]
+    ids = chat_ids or store.chat_ids(conn)
     lines = []
     for chat_id in ids:
         for record in chat_records(conn, chat_id, fmt, options):

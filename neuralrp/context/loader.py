@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
-from neuralrp.chats import store
+from neuralrp.chats import store, summaries, worldlinks
+from neuralrp.context.layout import Layout, Pin, layout_of
+from neuralrp.context.sections import Prompt
 from neuralrp.context.state import CastState, ChatState, Limits, Note, SummaryItem
+from neuralrp.db.connection import Connection
 from neuralrp.library.characters import Character, get_character
 from neuralrp.retrieval.types import LoreEntry, LoreHit
 
 HISTORY_PAGE = 40
+LAYOUT_KEY = "prompt_layout"  # the chat setting holding the last reply's prompt layout (context/layout.py)
 CHARS_PER_TOKEN_FLOOR = 6  # no real tokenizer packs more characters of prose into a token: never under-load
 
 
@@ -21,32 +24,26 @@ def prompt_chars(msg: store.Message) -> int:
     return len(msg.content) + extra
 
 
-def cast_states(conn: Any, chat_id: int) -> list[CastState]:
+def cast_states(conn: Connection, chat_id: int) -> list[CastState]:
     """The chat's cast with presence bookkeeping, in cast order."""
-    return [CastState(character=get_character(conn, r["character_id"]), active=bool(r["is_active"]),
-                      first_turn=r["first_turn"], reset_turn=r["reset_turn"],
-                      last_present_turn=r["last_present_turn"], left_turn=r["left_turn"])
-            for r in store.cast_rows(conn, chat_id)]
+    return [CastState(character=get_character(conn, m.character_id), active=m.is_active,
+                      first_turn=m.first_turn, reset_turn=m.reset_turn,
+                      last_present_turn=m.last_present_turn, left_turn=m.left_turn)
+            for m in store.cast_members(conn, chat_id)]
 
 
-def live_summaries(conn: Any, chat_id: int) -> list[SummaryItem]:
+def live_summaries(conn: Connection, chat_id: int) -> list[SummaryItem]:
     """Summaries not folded into a newer one, oldest first."""
-    rows = conn.execute("SELECT * FROM summaries WHERE chat_id = ? AND archived = 0 ORDER BY start_turn, id",
-                        (chat_id,))
-    return [SummaryItem(r["id"], r["text"], r["start_turn"], r["end_turn"], r["first_message_id"],
-                        r["last_message_id"]) for r in rows]
+    return [SummaryItem(s.id, s.text, s.start_turn, s.end_turn, s.first_message_id, s.last_message_id)
+            for s in summaries.live_summaries(conn, chat_id)]
 
 
-def chat_world_ids(conn: Any, chat_id: int) -> list[int]:
-    """Worlds chosen for the chat plus those that came with the active cast's cards."""
-    rows = conn.execute(
-        "SELECT world_id AS id FROM chat_worlds WHERE chat_id = ? UNION SELECT w.id FROM worlds w"
-        " JOIN chat_cast cc ON cc.character_id = w.character_id WHERE cc.chat_id = ? AND cc.is_active = 1"
-        " ORDER BY id", (chat_id, chat_id))
-    return [r["id"] for r in rows]
+def chat_world_ids(conn: Connection, chat_id: int, global_names: list[str] | tuple[str, ...] = ()) -> list[int]:
+    """Worlds the chat uses: its own, its active cast's (card link and card book) and the global ones."""
+    return [link.world_id for link in worldlinks.world_links(conn, chat_id, global_names)]
 
 
-def history_for(conn: Any, chat_id: int, budget: int, *, exclude_message_id: int | None = None,
+def history_for(conn: Connection, chat_id: int, budget: int, *, exclude_message_id: int | None = None,
                 continue_message_id: int | None = None) -> list[store.Message]:
     """The newest live messages, page by page until they would fill the budget (unfinished replies left out)."""
     loaded: list[store.Message] = []
@@ -63,20 +60,20 @@ def history_for(conn: Any, chat_id: int, budget: int, *, exclude_message_id: int
 
 
 def load_chat_state(
-    conn: Any, chat_id: int, speaker: Character | None, *, budget: int, limits: Limits,
+    conn: Connection, chat_id: int, speaker: Character | None, *, budget: int, limits: Limits,
     lore: list[LoreHit] | None = None, canon_law: list[LoreEntry] | None = None,
     exclude_message_id: int | None = None, continue_message_id: int | None = None,
 ) -> ChatState:
     """Everything the builder needs for this chat's next reply."""
-    row = store.get_chat_row(conn, chat_id)
-    persona = json.loads(row["persona_json"] or "{}")
+    chat = store.get_chat(conn, chat_id)
     history = history_for(conn, chat_id, budget, exclude_message_id=exclude_message_id,
                           continue_message_id=continue_message_id)
     return ChatState(
-        chat_id=chat_id, turn=row["turn"], mode=row["mode"], speaker=speaker, cast=cast_states(conn, chat_id),
-        history=history, persona=persona if isinstance(persona, dict) else {},
+        chat_id=chat_id, turn=chat.turn, mode=chat.mode, speaker=speaker, cast=cast_states(conn, chat_id),
+        history=history, persona=chat.persona,
         summaries=live_summaries(conn, chat_id), lore=lore or [], canon_law=canon_law or [], limits=limits,
-        notes=stored_notes(history),
+        notes=stored_notes(history), continuing=continue_message_id is not None,
+        layout=Layout.from_json(chat.settings.get(LAYOUT_KEY)),
     )
 
 
@@ -91,23 +88,30 @@ def stored_notes(history: list[store.Message]) -> dict[int, list[Note]]:
     return out
 
 
-def save_notes(conn: Any, notes: dict[str, Any]) -> None:
-    """Keep this turn's notes on the user message they belong to (replacing any earlier ones)."""
+def save_notes(conn: Connection, notes: dict[str, Any]) -> None:
+    """Keep this turn's notes on the user message they belong to (replacing any earlier ones), and the notes
+    earlier messages keep after lore notes were dropped at a planned break."""
+    for message_id, kept in notes.get("rewrite", {}).items():
+        store.set_extra_key(conn, message_id, "notes", kept)
     message_id = notes.get("message_id")
     if message_id is None:
         return
-    row = conn.execute("SELECT extra_json FROM messages WHERE id = ?", (message_id,)).fetchone()
-    extra = json.loads(row["extra_json"] or "{}") if row else {}
-    extra["notes"] = notes.get("notes", [])
-    conn.execute("UPDATE messages SET extra_json = ? WHERE id = ?", (json.dumps(extra, ensure_ascii=False),
-                                                                     message_id))
+    store.set_extra_key(conn, message_id, "notes", notes.get("notes", []))
 
 
-def save_decisions(conn: Any, chat_id: int, decisions: dict[int, dict[str, Any]]) -> None:
+def save_layout(conn: Connection, chat_id: int, prompt: Prompt) -> None:
+    """Remember the prompt sent for this reply: the next one is compared with it, and keeps its capsules."""
+    store.set_setting_key(conn, chat_id, LAYOUT_KEY, layout_of_prompt(prompt).to_json())
+
+
+def save_decisions(conn: Connection, chat_id: int, decisions: dict[int, dict[str, Any]]) -> None:
     """Persist first appearances, reset turns and full-card turns the builder decided."""
     for char_id, d in decisions.items():
-        full_turn = d["turn"] if d["full_card"] else None
-        conn.execute("UPDATE chat_cast SET first_turn = coalesce(first_turn, ?), reset_turn = coalesce(reset_turn, ?),"
-                     " last_full_card_turn = coalesce(?, last_full_card_turn),"
-                     " last_present_turn = coalesce(last_present_turn, ?) WHERE chat_id = ? AND character_id = ?",
-                     (d["first_turn"], d["reset_turn"], full_turn, d["first_turn"], chat_id, char_id))
+        store.save_cast_decision(conn, chat_id, char_id, first_turn=d["first_turn"], reset_turn=d["reset_turn"],
+                                 full_card_turn=d["turn"] if d["full_card"] else None)
+
+
+def layout_of_prompt(prompt: Prompt) -> Layout:
+    """The layout of a built prompt, with the capsules its head used."""
+    pins = {cid: Pin(*pin) for cid, pin in prompt.capsules.items()}
+    return layout_of(prompt.sections, pins)

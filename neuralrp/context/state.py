@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from neuralrp.chats.store import Message
+from neuralrp.context.layout import Layout
 from neuralrp.library.characters import Character
 from neuralrp.retrieval.types import LoreEntry, LoreHit
 
@@ -76,6 +77,8 @@ class ChatState:
     limits: Limits = field(default_factory=Limits)
     system_prompt: str = ""
     notes: dict[int, list[Note]] = field(default_factory=dict)
+    continuing: bool = False  # the reply being written is a Continue of the last message
+    layout: Layout | None = None  # the last reply's prompt (context/layout.py)
 
     @property
     def user_name(self) -> str:

@@ -1,8 +1,17 @@
-"""A client for AUTOMATIC1111-style image servers (A1111, Forge, SD.Next, KoboldCpp) over the `sdapi` API."""
+"""A client for AUTOMATIC1111-style image servers (A1111, Forge, SD.Next, KoboldCpp) over the `sdapi` API.
+
+What each server really takes (read in their source): A1111 1.9+ and Forge have samplers and schedulers;
+SD.Next (modules/api/endpoints.py) answers /sdapi/v1/schedulers with its samplers (diffusers schedulers) and has
+no A1111 scheduler, so none is sent; KoboldCpp 1.102 (koboldcpp.py `sd_generate`) takes `scheduler`, clamps
+steps to 1..80 and CFG to 1..25 without saying so, and uses `mask`; KoboldCpp 1.76 has no scheduler and no
+mask (inpainting would repaint the whole picture) and floors sizes to multiples of 64. `for_server` sends each
+server what it uses and keeps the values it really used, so the stored image records them. A1111 and Forge
+started with `--api-auth user:password` (SD.Next: `--auth`) want HTTP Basic: images.username / images.password.
+"""
 
 from __future__ import annotations
 
-import base64
+import asyncio
 import json
 import logging
 from dataclasses import dataclass, field
@@ -10,7 +19,9 @@ from typing import Any, Literal, Protocol
 
 import httpx
 
-from neuralrp.errors import BackendBadResponse, BackendUnavailable
+from neuralrp.backends import guarded
+from neuralrp.errors import BackendBadResponse, BackendUnavailable, NotSupportedByBackend
+from neuralrp.images import b64
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +42,7 @@ class ServerInfo:
     kind: ImageBackendKind
     model: str | None
     models: list[str] = field(default_factory=list)
+    version: str = ""  # KoboldCpp's version ("" elsewhere)
 
 
 @dataclass(frozen=True)
@@ -122,15 +134,37 @@ def error_message(resp: httpx.Response) -> str:
     return ": ".join(p for p in parts if p) or resp.reason_phrase
 
 
+def generated(resp: httpx.Response, path: str) -> Generated:
+    """The first real image and the parsed `info` of a txt2img/img2img answer (CPU-heavy: a worker thread)."""
+    try:
+        body = resp.json()
+    except ValueError as e:
+        raise BackendBadResponse(f"The image server sent something other than JSON from {path}.",
+                                 backend="images") from e
+    info = parse_info(body.get("info")) if isinstance(body, dict) else {}
+    images = body.get("images") if isinstance(body, dict) else None
+    first = int(info.get("index_of_first_image") or 0)
+    if not isinstance(images, list) or len(images) <= first or not images[first]:
+        raise BackendBadResponse(f"The image server answered {path} without an image (it may have failed; "
+                                 "check its console).", backend="images")
+    text = str(images[first])
+    try:
+        data = b64.decode(text.partition(",")[2] if text.startswith("data:") else text)
+    except ValueError as e:
+        raise BackendBadResponse(f"The image from {path} is not valid base64.", backend="images") from e
+    return Generated(data, info)
+
+
 class A1111Client:
     """The `sdapi/v1` API of AUTOMATIC1111 and the servers that copy it."""
 
     def __init__(self, base_url: str, *, timeout_s: float = 600.0,
-                 transport: httpx.AsyncBaseTransport | None = None) -> None:
+                 transport: httpx.AsyncBaseTransport | None = None, auth: tuple[str, str] | None = None) -> None:
         self.base_url = base_url.rstrip("/")
         self.timeout_s = timeout_s
-        self._http = httpx.AsyncClient(base_url=self.base_url, transport=transport, trust_env=False,
-                                       timeout=httpx.Timeout(timeout_s, connect=PROBE_TIMEOUT_S))
+        self._http = httpx.AsyncClient(base_url=self.base_url, transport=guarded(transport), trust_env=False,
+                                       timeout=httpx.Timeout(timeout_s, connect=PROBE_TIMEOUT_S),
+                                       auth=httpx.BasicAuth(*auth) if auth else None)
         self._info: ServerInfo | None = None
 
     async def aclose(self) -> None:
@@ -164,6 +198,10 @@ class A1111Client:
         if resp.status_code < 400:
             return
         message = error_message(resp)
+        if resp.status_code == 401:
+            raise BackendBadResponse(f"The image server at {self.base_url} wants a login ({message}): set "
+                                     "images.username and images.password to the user:password it was started "
+                                     "with (--api-auth)", backend="images", status=401)
         if resp.status_code == 503:
             raise BackendUnavailable(f"The image server at {self.base_url} is busy: {message}", backend="images")
         raise BackendBadResponse(f"The image server failed on {path} (HTTP {resp.status_code}): {message}",
@@ -184,27 +222,29 @@ class A1111Client:
                                      "with --sdmodel).", backend="images")
         self._check(resp, "/sdapi/v1/sd-models")
         models = [str(m.get("title") or m.get("model_name")) for m in resp.json() if isinstance(m, dict)]
-        kind = await self._kind()
+        kind, version = await self._kind()
         if kind == "koboldcpp" and not models:
             raise BackendUnavailable(f"KoboldCpp at {self.base_url} has no image model loaded: start it with "
                                      "--sdmodel PATH.safetensors.", backend="images")
-        self._info = ServerInfo(kind, await self._current_model(models), models)
+        self._info = ServerInfo(kind, await self._current_model(models), models, version)
         log.info("image server at %s: %s, model %s", self.base_url, kind, self._info.model)
         return self._info
 
-    async def _kind(self) -> ImageBackendKind:
+    async def _kind(self) -> tuple[ImageBackendKind, str]:
+        """The server kind (and KoboldCpp's version); SD.Next alone has /sdapi/v1/checkpoint, Forge sd-modules."""
         version = await self._request("GET", "/api/extra/version", timeout=PROBE_TIMEOUT_S)
         if version.status_code == 200:
             try:
-                if "kobold" in str(version.json().get("result", "")).lower():
-                    return "koboldcpp"
+                body = version.json()
+                if "kobold" in str(body.get("result", "")).lower():
+                    return "koboldcpp", str(body.get("version") or "")
             except (ValueError, AttributeError):
                 pass
+        if await self._exists("/sdapi/v1/checkpoint"):
+            return "sdnext", ""
         if await self._exists("/sdapi/v1/sd-modules"):
-            return "forge"
-        if not await self._exists("/sdapi/v1/schedulers") and await self._exists("/sdapi/v1/checkpoint"):
-            return "sdnext"
-        return "a1111"
+            return "forge", ""
+        return "a1111", ""
 
     async def _current_model(self, models: list[str]) -> str | None:
         try:
@@ -217,23 +257,7 @@ class A1111Client:
     async def _generate(self, path: str, payload: dict[str, Any]) -> Generated:
         resp = await self._request("POST", path, json_body=payload)
         self._check(resp, path)
-        try:
-            body = resp.json()
-        except ValueError as e:
-            raise BackendBadResponse(f"The image server sent something other than JSON from {path}.",
-                                     backend="images") from e
-        info = parse_info(body.get("info")) if isinstance(body, dict) else {}
-        images = body.get("images") if isinstance(body, dict) else None
-        first = int(info.get("index_of_first_image") or 0)
-        if not isinstance(images, list) or len(images) <= first or not images[first]:
-            raise BackendBadResponse(f"The image server answered {path} without an image (it may have failed; "
-                                     "check its console).", backend="images")
-        try:
-            data = base64.b64decode(str(images[first]).partition(",")[2] if str(images[first]).startswith("data:")
-                                    else str(images[first]), validate=True)
-        except ValueError as e:
-            raise BackendBadResponse(f"The image from {path} is not valid base64.", backend="images") from e
-        return Generated(data, info)
+        return await asyncio.to_thread(generated, resp, path)  # megabytes of JSON and base64: off the loop
 
     async def txt2img(self, payload: dict[str, Any]) -> Generated:
         """POST /sdapi/v1/txt2img."""
@@ -249,9 +273,11 @@ class A1111Client:
         return [str(s["name"]) for s in items if isinstance(s, dict) and s.get("name")]
 
     async def schedulers(self) -> list[str]:
-        """GET /sdapi/v1/schedulers as labels; [] where the route does not exist (KoboldCpp, SD.Next)."""
+        """GET /sdapi/v1/schedulers as labels; KoboldCpp 1.102's own names; [] where there are none."""
         info = await self.detect()
         if info.kind == "koboldcpp":
+            return list(KOBOLD_SCHEDULERS) if _kobold_new(info) else []
+        if info.kind == "sdnext":  # its /schedulers lists its samplers; it has no A1111 scheduler
             return []
         resp = await self._request("GET", "/sdapi/v1/schedulers", timeout=PROBE_TIMEOUT_S)
         if resp.status_code == 404:
@@ -279,3 +305,45 @@ class A1111Client:
         resp = await self._request("POST", "/sdapi/v1/interrupt", timeout=PROBE_TIMEOUT_S)
         self._check(resp, "/sdapi/v1/interrupt")
         return True
+
+
+# KoboldCpp 1.102 lower-cases `scheduler` and hands it to its stable-diffusion.cpp; these are the schedule
+# names stable-diffusion.cpp knows (an unknown one falls back to "default").
+KOBOLD_SCHEDULERS = ("default", "discrete", "karras", "exponential", "ays", "gits")
+KOBOLD_NEW = (1, 102)  # scheduler and mask read in 1.102's sd_generate; 1.76 reads neither
+KOBOLD_MAX_STEPS = 80  # sd_generate: steps over the adapter's `add_sd_step_limit` (80) become 80
+_AUTOMATIC = ("", "automatic", "default")
+
+
+def _kobold_new(info: ServerInfo) -> bool:
+    parts = [int(p) for p in info.version.split(".")[:2] if p.isdigit()]
+    return tuple(parts) >= KOBOLD_NEW
+
+
+def for_server(payload: dict[str, Any], info: ServerInfo) -> dict[str, Any]:
+    """The payload as this server takes it, with the values it will really use (what gets stored)."""
+    out = dict(payload)
+    scheduler = str(out.get("scheduler") or "")
+    if info.kind == "sdnext" or not scheduler:
+        out.pop("scheduler", None)
+    if info.kind != "koboldcpp":
+        return out
+    if not _kobold_new(info) and out.get("mask"):
+        raise NotSupportedByBackend(
+            f"KoboldCpp {info.version or '(unknown version)'} has no inpainting mask: it would repaint the whole "
+            "picture. Inpainting works with KoboldCpp 1.102 or newer, AUTOMATIC1111, Forge or SD.Next.",
+            backend="images")
+    if not _kobold_new(info) or scheduler.lower() in _AUTOMATIC:
+        out.pop("scheduler", None)
+    else:
+        out["scheduler"] = scheduler.lower()
+    if isinstance(out.get("steps"), int):
+        out["steps"] = min(max(1, out["steps"]), KOBOLD_MAX_STEPS)
+    if isinstance(out.get("cfg_scale"), int | float):
+        out["cfg_scale"] = min(max(1.0, float(out["cfg_scale"])), 25.0)
+    if not _kobold_new(info):
+        for side in ("width", "height"):
+            if isinstance(out.get(side), int):
+                out[side] = max(64, out[side] - out[side] % 64)
+    return out
+

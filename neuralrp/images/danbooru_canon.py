@@ -12,11 +12,12 @@ from pathlib import Path
 from typing import Any
 
 from neuralrp.db.connection import transaction
+from neuralrp.db.history import record_change
 from neuralrp.errors import InvalidInput
 from neuralrp.images.danbooru import CanonResult, normalise_gender, suggest_tags
 from neuralrp.images.danbooru_fetch import DanbooruCharacter, dataset_path, load_dataset
 from neuralrp.library import characters as chars
-from neuralrp.library.service import Library, record_change
+from neuralrp.library.service import Library
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +94,7 @@ def save_visual(library: Library, cid: int, body: dict[str, Any]) -> chars.Chara
         extensions["neuralrp"] = {**(ours if isinstance(ours, dict) else {}), "gender": gender,
                                   "visual_tags": tags}
         old = chars.update_card(conn, cid, card)
-        conn.execute("UPDATE characters SET gender = ?, visual_tags = ? WHERE id = ?", (gender, tags, cid))
+        chars.set_visual(conn, cid, gender=gender, visual_tags=tags)
         record_change(conn, "character", cid, "update", old, card, "visual canon (gender, visual tags)")
         if character.scope_chat_id is None:
             library.write_character_file(conn, cid)

@@ -12,10 +12,12 @@ import numpy as np
 
 from neuralrp.errors import NeuralRPError
 from neuralrp.images.danbooru_vocab import COLOURS, HEADS, TagEntry, Vocabulary, is_word
+from neuralrp.retrieval.embedder import E5_ID
 
 log = logging.getLogger(__name__)
 
 SEMANTIC_THRESHOLD = 0.76  # MiniLM cosine; below this the nearest tag is often a different look
+UNTUNED = frozenset({E5_ID})  # models whose cosine scale SEMANTIC_THRESHOLD does not fit (no semantic tags)
 MAX_SEMANTIC = 8
 MIN_WORDS, MAX_WORDS = 2, 8
 SPLITTERS = {"and", "with", "while", "but", "or", "who", "which", "that", "as", "in", "wears", "wearing", "wore",
@@ -75,8 +77,8 @@ def semantic_hits(toks: list[str], consumed: list[bool], vocab: Vocabulary, embe
                   threshold: float = SEMANTIC_THRESHOLD) -> list[SemanticMatch]:
     """Best vocabulary tag per candidate segment, when its cosine reaches `threshold`."""
     segments = candidate_segments(toks, consumed, vocab)
-    if not segments:
-        return []
+    if not segments or str(getattr(embedder, "model_id", "")) in UNTUNED:
+        return []  # the threshold is a MiniLM cosine; e5 puts even unrelated texts at ~0.8
     try:
         matrix, pairs = vocabulary_vectors(vocab, embedder)
         vectors = np.asarray(embedder.embed([" ".join(words) for _, words in segments]), dtype=np.float32)

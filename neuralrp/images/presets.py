@@ -6,7 +6,9 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from neuralrp.chats import store
 from neuralrp.config import ImageSettings
+from neuralrp.db.connection import Connection
 
 SIDE_STEP = 64
 MIN_SIDE = 256
@@ -28,13 +30,9 @@ PRESETS: dict[int, Preset] = {
 }
 
 
-def chat_context_tokens(conn: Any, chat_id: int | None) -> int:
+def chat_context_tokens(conn: Connection, chat_id: int | None) -> int:
     """Tokens of the chat's live messages (cached counts; about 4 characters per token where none is cached)."""
-    if chat_id is None:
-        return 0
-    row = conn.execute("SELECT coalesce(sum(coalesce(token_count, length(content) / 4)), 0) AS n FROM messages"
-                       " WHERE chat_id = ? AND archived = 0", (chat_id,)).fetchone()
-    return int(row["n"])
+    return 0 if chat_id is None else store.live_token_estimate(conn, chat_id)
 
 
 def pick_preset(settings: ImageSettings, context_tokens: int, *, skip: bool = False) -> Preset | None:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from neuralrp.chats import store
+from neuralrp.db.connection import Connection
 from neuralrp.errors import InvalidInput
 from neuralrp.library import characters as chars
 
@@ -89,19 +90,17 @@ def snapshot_prompt(quality: str, subjects: list[Subject], keywords: dict[str, s
     return ", ".join(dedupe([quality, *count_tags(subjects), *character_tags, *scene]))
 
 
-def _cast_lookup(conn: Any, chat_id: int | None) -> dict[str, chars.Character]:
+def _cast_lookup(conn: Connection, chat_id: int | None) -> dict[str, chars.Character]:
     if chat_id is None:
         return {}
-    return {r["name"].casefold(): chars.get_character(conn, r["character_id"]) for r in store.cast_rows(conn, chat_id)}
+    return {m.name.casefold(): chars.get_character(conn, m.character_id) for m in store.cast_members(conn, chat_id)}
 
 
-def _find(conn: Any, name: str, cast: dict[str, chars.Character]) -> chars.Character | None:
+def _find(conn: Connection, name: str, cast: dict[str, chars.Character]) -> chars.Character | None:
     key = name.strip().casefold()
     if key in cast:
         return cast[key]
-    row = conn.execute("SELECT id FROM characters WHERE name = ? COLLATE NOCASE AND scope_chat_id IS NULL"
-                       " ORDER BY id LIMIT 1", (name.strip(),)).fetchone()
-    return None if row is None else chars.get_character(conn, row["id"])
+    return chars.find_by_name(conn, name.strip())
 
 
 def is_a1111_syntax(inner: str) -> bool:
@@ -109,7 +108,7 @@ def is_a1111_syntax(inner: str) -> bool:
     return any(c in inner for c in ":|()") or inner == inner.lower()
 
 
-def substitute_names(conn: Any, prompt: str, chat_id: int | None) -> str:
+def substitute_names(conn: Connection, prompt: str, chat_id: int | None) -> str:
     """Replace each `[Name]` with that character's visual tags (chat cast first, then the library)."""
     if not _NAME_REF.search(prompt):
         return prompt

@@ -7,8 +7,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from neuralrp.cardgen.service import AnswerError, ask_json
 from neuralrp.errors import BackendError
+from neuralrp.llm.answers import AnswerError, ask_json
 from neuralrp.llm.types import ChatMessage, LLMBackend, SamplingParams
 
 log = logging.getLogger(__name__)

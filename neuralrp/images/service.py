@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
 import logging
 import random
@@ -14,12 +13,14 @@ from typing import Any
 
 import httpx
 
-from neuralrp.clock import iso
+from neuralrp.backends import ProbeCache
 from neuralrp.config import ImageSettings, Settings
+from neuralrp.db import appstate
 from neuralrp.db.connection import Database
 from neuralrp.errors import BackendError, BackendUnavailable, NotFound
-from neuralrp.images import storage
+from neuralrp.images import b64, storage
 from neuralrp.images.client import HOW_TO_ENABLE, A1111Client, Generated, ImageClient, ServerInfo
+from neuralrp.images.client import for_server as client_for_server
 from neuralrp.images.presets import apply_preset, chat_context_tokens, pick_preset
 from neuralrp.images.storage import FILE_REF, NewImage
 from neuralrp.llm.types import LLMBackend
@@ -28,6 +29,7 @@ log = logging.getLogger(__name__)
 
 MANUAL_PROMPT_KEY = "images.manual_prompt"
 MAX_SEED = 2**32 - 1
+MAX_DECODES = 2
 ClientFactory = Callable[[ImageSettings], ImageClient]
 
 
@@ -71,10 +73,8 @@ def base_payload(cfg: ImageSettings, prompt: str, **given: Any) -> dict[str, Any
 
 
 def for_server(payload: dict[str, Any], info: ServerInfo) -> dict[str, Any]:
-    """The payload as this server takes it (KoboldCpp has no schedulers)."""
-    if info.kind == "koboldcpp" or not payload.get("scheduler"):
-        return {k: v for k, v in payload.items() if k != "scheduler"}
-    return payload
+    """The payload as this server takes it, with the values it really uses (neuralrp/images/client.py)."""
+    return client_for_server(payload, info)
 
 
 class ImageService:
@@ -86,12 +86,16 @@ class ImageService:
         self.db = db
         self.settings = settings
         self.llm = llm
-        self._factory = client_factory or (lambda cfg: A1111Client(cfg.base_url or "", timeout_s=cfg.timeout_s,
-                                                                   transport=transport))
+        self._factory = client_factory or (lambda cfg: A1111Client(
+            cfg.base_url or "", timeout_s=cfg.timeout_s, transport=transport,
+            auth=(cfg.username, cfg.password or "") if cfg.username else None))
         self._client: ImageClient | None = None
-        self._client_key: tuple[str | None, float] | None = None
+        self._client_key: tuple[Any, ...] | None = None
         self._retired: list[ImageClient] = []
         self.in_flight = 0
+        # decoding a picture can take hundreds of MB: only this many at once (the rest wait their turn)
+        self.decode_slots = asyncio.Semaphore(MAX_DECODES)
+        self.status_cache = ProbeCache()  # the status page's last look at the server
 
     @property
     def folder(self) -> Path:
@@ -103,7 +107,7 @@ class ImageService:
         cfg = self.settings().images
         if not cfg.base_url:
             raise BackendUnavailable("No image server is configured. " + HOW_TO_ENABLE, backend="images")
-        key = (cfg.base_url, cfg.timeout_s)
+        key = (cfg.base_url, cfg.timeout_s, cfg.username, cfg.password)
         if self._client is None or self._client_key != key:
             if self._client is not None:
                 self._retired.append(self._client)
@@ -188,8 +192,9 @@ class ImageService:
             result = await (client.img2img(payload) if job.img2img else client.txt2img(payload))
         finally:
             self.in_flight -= 1
-        image_id = await asyncio.to_thread(self._store, job, payload, result, info)
-        return self.get(image_id)
+        async with self.decode_slots:
+            image_id = await asyncio.to_thread(self._store, job, payload, result, info)
+        return await self.db.run(storage.image_public, image_id)
 
     def _store(self, job: Job, payload: dict[str, Any], result: Generated, info: ServerInfo) -> int:
         got = result.info
@@ -230,7 +235,7 @@ class ImageService:
                 except NotFound as e:
                     raise NotFound(f"{e.message}; the image it was made from was deleted, so it cannot be "
                                    "recreated") from e
-                return base64.b64encode(data).decode("ascii")
+                return b64.encode(data)
             return value
 
         out = dict(request)
@@ -242,17 +247,17 @@ class ImageService:
 
     async def recreate(self, image_id: int) -> dict[str, Any]:
         """Send the stored request again; the new image keeps the original's chat, message, preset and keywords."""
-        row = self.row(image_id)
+        row = await self.db.run(storage.get_row, image_id)
         request = json.loads(row["request_json"] or "{}")
         if not request.get("prompt") and not request.get("init_images"):
             raise NotFound(f"image {image_id} has no stored request to recreate it from")
         meta = json.loads(row["info_json"] or "{}")
         keep = {k: meta[k] for k in ("preset", "keywords", "keywords_source") if k in meta}
-        job = Job("recreate", self.expand(request), row["chat_id"], row["message_id"],
+        job = Job("recreate", await asyncio.to_thread(self.expand, request), row["chat_id"], row["message_id"],
                   {**keep, "recreated_from": image_id}, stored_request=request)
         return await self.run(job)
 
-    def list(self, **filters: Any) -> dict[str, Any]:
+    def page(self, **filters: Any) -> dict[str, Any]:
         """A page of stored images, newest first."""
         with self.db.session() as conn:
             images, next_id = storage.list_images(conn, **filters)
@@ -282,14 +287,11 @@ class ImageService:
         cfg = self.settings().images
         default = {"prompt": "", "negative_prompt": cfg.negative_prompt, "width": cfg.width, "height": cfg.height}
         with self.db.session() as conn:
-            row = conn.execute("SELECT value_json FROM settings WHERE key = ?", (MANUAL_PROMPT_KEY,)).fetchone()
-        stored = json.loads(row["value_json"]) if row else {}
+            stored = appstate.get_value(conn, MANUAL_PROMPT_KEY)
         return {**default, **(stored if isinstance(stored, dict) else {})}
 
     def remember_prompt(self, prompt: str, negative: str, width: int, height: int) -> None:
         """Keep the manual prompt for the next time the panel opens."""
         value = {"prompt": prompt, "negative_prompt": negative, "width": width, "height": height}
         with self.db.session() as conn:
-            conn.execute("INSERT INTO settings (key, value_json, updated_at) VALUES (?, ?, ?) ON CONFLICT (key)"
-                         " DO UPDATE SET value_json = excluded.value_json, updated_at = excluded.updated_at",
-                         (MANUAL_PROMPT_KEY, json.dumps(value, ensure_ascii=False), iso()))
+            appstate.set_value(conn, MANUAL_PROMPT_KEY, value)

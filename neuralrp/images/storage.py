@@ -18,11 +18,14 @@ from PIL import Image, UnidentifiedImageError
 from neuralrp.clock import iso
 from neuralrp.db.connection import transaction
 from neuralrp.errors import BackendBadResponse, InvalidInput, NotFound
+from neuralrp.library.files import inside
 from neuralrp.library.pngchunks import PNG_SIGNATURE, make_chunk, strip_text_chunks
 
 log = logging.getLogger(__name__)
 
 SOURCES = ("snapshot", "manual", "inpaint", "recreate")
+MAX_IMAGE_PIXELS = 8192 * 8192  # the largest picture (mask, init image, server result) that is ever decoded
+MAX_IMAGE_TEXT = "the limit of 8192x8192 pixels (67 megapixels)"
 MAX_LIMIT = 200
 FILE_REF = "file:"
 
@@ -47,11 +50,37 @@ class NewImage:
     meta: dict[str, Any] = field(default_factory=dict)
 
 
+class TooManyPixels(ValueError):
+    """An image header names more pixels than PIL will even open."""
+
+
 # --- PNG ------------------------------------------------------------------------------------------
 
 
-def as_png(data: bytes) -> tuple[bytes, int, int]:
-    """The image as PNG bytes (JPEG/WEBP converted) and its size; a 502 when it is no image."""
+def image_size(data: bytes) -> tuple[str, int, int]:
+    """Format and size read from the header alone (nothing is decoded); ValueError when it is no image."""
+    if data.startswith(PNG_SIGNATURE) and data[12:16] == b"IHDR" and len(data) >= 24:
+        width, height = struct.unpack(">II", data[16:24])
+        return "PNG", width, height
+    try:
+        with Image.open(io.BytesIO(data)) as image:  # lazy: reads the header only
+            return str(image.format), image.size[0], image.size[1]
+    except Image.DecompressionBombError as e:
+        raise TooManyPixels(f"it is over {MAX_IMAGE_TEXT}") from e
+    except (UnidentifiedImageError, OSError) as e:
+        raise ValueError(str(e)) from e
+
+
+def pixel_problem(width: int, height: int) -> str | None:
+    """Why an image of this size is refused before decoding (over MAX_IMAGE_PIXELS), or None."""
+    if width * height <= MAX_IMAGE_PIXELS:
+        return None
+    return f"it is {width}x{height} pixels, over {MAX_IMAGE_TEXT}"
+
+
+def to_png(data: bytes) -> tuple[bytes, int, int]:
+    """Decode the whole image (so a broken one is caught) and give it as PNG bytes with its size; ValueError if
+    it cannot be decoded. CPU-heavy: call it on a worker thread, after the header passed `pixel_problem`."""
     try:
         with Image.open(io.BytesIO(data)) as image:
             image.load()
@@ -61,7 +90,25 @@ def as_png(data: bytes) -> tuple[bytes, int, int]:
             out = io.BytesIO()
             image.save(out, "PNG")
             return out.getvalue(), size[0], size[1]
-    except (UnidentifiedImageError, OSError) as e:
+    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as e:
+        raise ValueError(str(e)) from e
+
+
+def as_png(data: bytes) -> tuple[bytes, int, int]:
+    """The server's image as PNG bytes (JPEG/WEBP converted) and its size; a 502 when it is no image or too big."""
+    try:
+        _, width, height = image_size(data)
+        problem = pixel_problem(width, height)
+    except TooManyPixels as e:
+        problem = str(e)
+    except ValueError as e:
+        raise BackendBadResponse(f"The image server sent data that is not an image ({e}).", backend="images") from e
+    if problem is not None:
+        raise BackendBadResponse(f"The image server sent a picture NeuralRP does not decode: {problem}.",
+                                 backend="images")
+    try:
+        return to_png(data)
+    except ValueError as e:
         raise BackendBadResponse(f"The image server sent data that is not an image ({e}).", backend="images") from e
 
 
@@ -122,16 +169,18 @@ def write_new_file(folder: Path, stem: str, data: bytes) -> str:
 
 
 def remove_file(folder: Path, name: str) -> None:
-    """Delete a stored file (already gone is fine)."""
+    """Delete a stored file (already gone is fine; a stored name that would leave images/ is never followed)."""
     try:
-        (folder / name).unlink()
+        inside(folder, name).unlink()
+    except InvalidInput as e:
+        log.warning("image file not deleted: %s", e.message)
     except FileNotFoundError:
         log.info("image file %s was already gone", name)
 
 
 def read_file(folder: Path, name: str) -> bytes:
-    """A stored file's bytes, or NotFound."""
-    path = folder / name
+    """A stored file's bytes, or NotFound; InvalidInput when the stored name would leave images/."""
+    path = inside(folder, name)
     if not path.is_file():
         raise NotFound(f"the image file {name} is missing from {folder}")
     return path.read_bytes()
@@ -219,7 +268,8 @@ def list_images(conn: Any, *, chat_id: int | None = None, favorite: bool | None 
     """Images newest first with filters; returns the page and the next `before_id` (None at the end)."""
     if not 1 <= limit <= MAX_LIMIT:
         raise InvalidInput(f"'limit' must be between 1 and {MAX_LIMIT}")
-    where, args = ["1 = 1"], []
+    where: list[str] = ["1 = 1"]
+    args: list[Any] = []
     for cond, arg, sql in [(chat_id is not None, chat_id, "chat_id = ?"), (favorite is not None,
                            int(bool(favorite)), "favorite = ?"), (before_id is not None, before_id, "id < ?")]:
         if cond:

@@ -51,8 +51,14 @@ PYGMALION_MAP = {
 }
 # Keys of V1 JSON that feed normalized fields (the rest stays in `extra_top`).
 _V1_CONSUMED = frozenset({*V2_FIELDS, "creatorcomment"})
-# Top-level keys of a V2/V3 card that are only a mirror of `data` (rewritten on export).
-_MIRROR_KEYS = frozenset({*V1_FIELDS, "creatorcomment", "tags"})
+# Top-level keys of a V2/V3 card that are only a mirror of `data` (rewritten on export), in SillyTavern's order.
+MIRROR_ORDER = (*V1_FIELDS, "creatorcomment", "tags")
+_MIRROR_KEYS = frozenset(MIRROR_ORDER)
+# What SillyTavern fills in when it upgrades a V1 or Pygmalion card to V2 (characters.js, charaFormatData).
+ST_UPGRADE_EXTENSIONS: dict[str, Any] = {
+    "talkativeness": 0.5, "fav": False, "world": "", "depth_prompt": {"prompt": "", "depth": 4, "role": "system"},
+}
+_ESCAPED_SURROGATE = re.compile(r"\\u[dD][89a-fA-F]")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _TYPE_NAMES = {dict: "object", list: "list", str: "string", bool: "bool", int: "int", float: "float"}
 
@@ -70,6 +76,7 @@ class ParsedCard:
     source: str = "json"  # "json" | "png:chara" | "png:ccv3" | "object"
     filename: str = ""
     spec_version: str | None = None
+    mirror: tuple[str, ...] | None = None  # top-level mirror keys the source had (None: write them all)
 
     @property
     def name(self) -> str:
@@ -118,6 +125,9 @@ def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not allowed in JSON")
 
 
+_DECODER = json.JSONDecoder(parse_constant=_refuse_constant)
+
+
 def load_json(data: bytes | str, what: str = "JSON", *, max_depth: int = MAX_JSON_DEPTH) -> Any:
     """Decode UTF-8 JSON strictly (no NaN, depth-limited); raise InvalidInput naming `what`."""
     if isinstance(data, bytes):
@@ -125,16 +135,27 @@ def load_json(data: bytes | str, what: str = "JSON", *, max_depth: int = MAX_JSO
             data = data.decode("utf-8")
         except UnicodeDecodeError as e:
             raise InvalidInput(f"{what} is not valid UTF-8 text (byte {e.start})") from e
+    data = data.removeprefix("\ufeff")
     try:
-        value = json.loads(data.removeprefix("\ufeff"), parse_constant=_refuse_constant)
+        value = _DECODER.decode(data)
     except json.JSONDecodeError as e:
         raise InvalidInput(f"{what} is invalid: {e.msg} at line {e.lineno} column {e.colno}") from e
     except RecursionError as e:
         raise InvalidInput(f"{what} is nested more than {max_depth} levels deep") from e
     except ValueError as e:
         raise InvalidInput(f"{what} is invalid: {e}") from e
-    check_json_tree(value, what, max_depth)
+    if not _surely_fine(data, max_depth):
+        check_json_tree(value, what, max_depth)
     return value
+
+
+def _surely_fine(text: str, max_depth: int) -> bool:
+    """True when JSON text cannot nest past max_depth (too few brackets) nor hold an escaped lone surrogate.
+
+    A quick look over the text at C speed; the full tree walk runs only when this cannot tell (big chats have
+    thousands of lines, and walking each one's tree was most of their parse time).
+    """
+    return text.count("{") + text.count("[") <= max_depth and not _ESCAPED_SURROGATE.search(text)
 
 
 def dump_json(value: Any, what: str = "JSON", *, indent: int | None = None) -> str:
@@ -258,24 +279,40 @@ def _normalize_v1(obj: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any], 
         if fld == "creator_notes" and value is None:
             value = obj.get("creatorcomment")
         data[fld] = _field_value(fld, value, fld)
-    extensions = dict(data["extensions"])
-    for key in ("talkativeness", "fav"):
-        if key in obj and key not in extensions:
-            extensions[key] = obj[key]
-    data["extensions"] = extensions
     extra_top = {k: v for k, v in obj.items() if k not in _V1_CONSUMED}
-    return data, {}, extra_top
+    return _upgraded(data, obj, extra_top)
+
+
+def _upgraded(data: dict[str, Any], obj: dict[str, Any],
+              extra_top: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """A V1/Pygmalion card's data with the defaults SillyTavern fills when it upgrades one to V2.
+
+    `data.extensions` gets talkativeness (the card's own, else 0.5), fav, world and depth_prompt; `data` gets
+    group_only_greetings; the top level keeps ST's `avatar`, `creator`, `talkativeness` and `fav` copies.
+    Values the card has are never replaced. Nothing here depends on the clock, so a re-import finds the same card.
+    """
+    extensions = copy.deepcopy(ST_UPGRADE_EXTENSIONS)
+    extensions.update({k: obj[k] for k in ("talkativeness", "fav") if obj.get(k) is not None})
+    extensions.update(data["extensions"])
+    data["extensions"] = extensions
+    copies = {"creator": data["creator"], "talkativeness": extensions["talkativeness"], "fav": extensions["fav"]}
+    extra_top = {"avatar": "none", **extra_top, **copies}
+    return data, {"group_only_greetings": []}, extra_top
 
 
 def _normalize_pygmalion(obj: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
     """Legacy Pygmalion/ooba JSON: char_name, char_persona, world_scenario, char_greeting, example_dialogue."""
-    data = {fld: _field_value(fld, None, fld) for fld in V2_FIELDS}
+    data = {fld: _field_value(fld, obj.get(fld) if fld in _PYGMALION_EXTRAS else None, fld) for fld in V2_FIELDS}
     for src, fld in PYGMALION_MAP.items():
         data[fld] = _field_value(fld, obj.get(src), src)
-    extra_top = {k: v for k, v in obj.items() if k not in PYGMALION_MAP}
-    return data, {}, extra_top
+    notes = obj.get("creatorcomment", obj.get("creator_notes"))
+    data["creator_notes"] = _field_value("creator_notes", notes, "creatorcomment")
+    consumed = {*PYGMALION_MAP, *_PYGMALION_EXTRAS, "creatorcomment", "creator_notes"}
+    extra_top = {k: v for k, v in obj.items() if k not in consumed}
+    return _upgraded(data, obj, extra_top)
 
 
+_PYGMALION_EXTRAS = frozenset({"creator", "tags"})  # keys SillyTavern's Pygmalion import also reads
 _NORMALIZERS = {"v1": _normalize_v1, "v2": _normalize_v2, "v3": _normalize_v2, "pygmalion": _normalize_pygmalion}
 
 
@@ -301,6 +338,7 @@ def card_from_object(
     except InvalidInput as e:
         raise InvalidInput(_with_file(filename, e.message)) from e
     version = obj.get("spec_version") if spec in ("v2", "v3") else None
+    mirror = tuple(k for k in MIRROR_ORDER if k in obj) if spec in ("v2", "v3") else ()
     return ParsedCard(
         spec=spec,
         data=data,
@@ -311,6 +349,7 @@ def card_from_object(
         source=source,
         filename=filename,
         spec_version=None if version is None else str(version),
+        mirror=mirror or None,
     )
 
 
@@ -404,19 +443,28 @@ def _build_card(card: ParsedCard, spec: str) -> dict[str, Any]:
         if not isinstance(part, dict):
             raise InvalidInput(f"card {label} must be an object, got {type_name(part)}")
     data = card.data
-    top: dict[str, Any] = {fld: data.get(fld) for fld in V1_FIELDS}
-    top["creatorcomment"] = data.get("creator_notes")
-    top["tags"] = data.get("tags")
+    mirror = {fld: data.get(fld) for fld in V1_FIELDS}
+    mirror.update(creatorcomment=data.get("creator_notes"), tags=data.get("tags"))
+    wanted = MIRROR_ORDER if card.mirror is None else card.mirror
+    top: dict[str, Any] = {key: mirror[key] for key in MIRROR_ORDER if key in wanted}
     top.update(card.extra_top)
-    extensions = data.get("extensions")
-    for key in ("talkativeness", "fav"):
-        if isinstance(extensions, dict) and key in extensions:
-            top[key] = extensions[key]
+    for key, value in _top_copies(data).items():  # ST's top-level copies follow `data` where the card has them
+        if key in top or (card.mirror is None and key != "creator"):
+            top[key] = value
     top["spec"], top["spec_version"] = SPEC_NAMES[spec]
     inner = {fld: data.get(fld) for fld in V2_FIELDS if not (fld == "character_book" and data.get(fld) is None)}
     inner.update(card.extra_data)
     top["data"] = inner
     return copy.deepcopy(top)
+
+
+def _top_copies(data: dict[str, Any]) -> dict[str, Any]:
+    """Top-level copies SillyTavern keeps of data values: talkativeness, fav (from extensions) and creator."""
+    ext = data.get("extensions")
+    copies = {k: ext[k] for k in ("talkativeness", "fav") if k in ext} if isinstance(ext, dict) else {}
+    if "creator" in data:
+        copies["creator"] = data["creator"]
+    return copies
 
 
 def _as_parsed(card: dict[str, Any] | ParsedCard) -> ParsedCard:

@@ -102,7 +102,9 @@ def _from_text(text: str) -> datetime | None:
     try:
         if match:
             parts = [int(p) for p in match.groups(default="0")]
-            return datetime(*parts[:6], parts[6] * 1000, tzinfo=UTC)
+            year, month, day, hour, minute, second, millis = parts[:7]
+            return datetime(year, month, day, hour, minute, second, millis * 1000, tzinfo=UTC)
+        moment: datetime | None
         try:
             moment = datetime.fromisoformat(text)
         except ValueError:
@@ -186,7 +188,7 @@ def _swipe_id(value: Any, label: str) -> int | None:
 
 
 def _message(obj: dict[str, Any], label: str) -> ChatMessage:
-    """Normalize one message line."""
+    """Normalize one message line (its values are taken as they are: the line was just decoded)."""
     name = obj.get("name")
     if name is not None and not isinstance(name, str):
         raise InvalidInput(f"{label}: field 'name' must be a string, got {type_name(name)}")
@@ -206,8 +208,8 @@ def _message(obj: dict[str, Any], label: str) -> ChatMessage:
         send_date=send_date,
         swipes=_swipes(obj.get("swipes"), label),
         swipe_id=_swipe_id(obj.get("swipe_id"), label),
-        extra=copy.deepcopy(extra),
-        other={k: copy.deepcopy(v) for k, v in obj.items() if k not in _MODELLED},
+        extra=extra,
+        other={k: v for k, v in obj.items() if k not in _MODELLED},
         key_order=tuple(obj),
     )
 

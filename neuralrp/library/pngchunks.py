@@ -235,8 +235,8 @@ def write_text_chunks(
     drop = {k.lower() for k in remove} | {k.lower() for k, _ in pairs}
     out = [PNG_SIGNATURE]
     for chunk in read_chunks(png, max_chunk_size=max_chunk_size, max_total_size=max_total_size):
-        keyword = chunk.keyword()
-        if keyword is not None and keyword.lower() in drop:
+        name = chunk.keyword()
+        if name is not None and name.lower() in drop:
             continue
         if chunk.type == b"IEND":
             out.extend(new_chunks)

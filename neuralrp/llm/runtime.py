@@ -10,9 +10,12 @@ from typing import Any
 
 import httpx
 
+from neuralrp.backends import ProbeCache
 from neuralrp.config import Settings
+from neuralrp.errors import BackendError
 from neuralrp.llm.client import OpenAICompatBackend
-from neuralrp.llm.demo_model import DEMO_ALIAS, DEMO_LABEL, ensure_demo_model
+from neuralrp.llm.demo_model import DEMO_ALIAS, DEMO_CHAT_FORMAT, DEMO_LABEL, demo_model_path
+from neuralrp.llm.gguf import LocalModel, prompt_cache_mb
 from neuralrp.llm.local_server import LocalModelServer
 from neuralrp.llm.types import LLMBackend
 
@@ -27,6 +30,7 @@ class LLMRuntime:
     local: LocalModelServer | None = None
     label: str = ""
     demo: bool = False
+    status_cache: ProbeCache = field(default_factory=ProbeCache)  # the status page's last look at the server
     _supervisor: asyncio.Task[None] | None = field(default=None, repr=False)
     _retired: list[LLMBackend] = field(default_factory=list, repr=False)
 
@@ -44,6 +48,7 @@ class LLMRuntime:
         """
         if self.local is not None:
             return
+        self.status_cache.clear()
         if self.backend is not None:
             self._retired.append(self.backend)  # a reply may still be streaming from it; closed at shutdown
         self.backend = _remote_backend(settings, transport) if settings.llm.base_url else None
@@ -70,11 +75,14 @@ def _remote_backend(settings: Settings, transport: httpx.AsyncBaseTransport | No
 def _local_server(settings: Settings) -> tuple[LocalModelServer, bool]:
     local = settings.local
     demo = local.model_path is None
-    path = ensure_demo_model(settings.data_dir / "models") if demo else local.model_path
+    path = demo_model_path() if demo else local.model_path
     assert path is not None
     server = LocalModelServer(path, n_ctx=local.n_ctx, n_threads=local.n_threads,
                               startup_timeout_s=local.startup_timeout_s, alias=DEMO_ALIAS if demo else None,
-                              log_path=settings.data_dir / "logs" / "llama_server.log")
+                              chat_format=DEMO_CHAT_FORMAT if demo else None,
+                              log_path=settings.data_dir / "logs" / "llama_server.log",
+                              prompt_cache_mb=local.prompt_cache_mb if local.prompt_cache_mb is not None
+                              else prompt_cache_mb(path, local.n_ctx))
     return server, demo
 
 
@@ -88,7 +96,16 @@ async def start_runtime(settings: Settings, transport: httpx.AsyncBaseTransport 
     await asyncio.to_thread(server.start)
     runtime = LLMRuntime(local=server, demo=demo,
                          label=DEMO_LABEL if demo else f"Built-in: {server.model_path.name}")
-    runtime.backend = OpenAICompatBackend(settings.llm, base_url=server.base_url, context_length=settings.local.n_ctx)
+    # It is llama-cpp-python, and NeuralRP knows its GGUF and chat format: Continue can work there (gguf.py).
+    backend = OpenAICompatBackend(settings.llm, base_url=server.base_url, context_length=settings.local.n_ctx,
+                                  kind="llamacpp_python", local_model=LocalModel(server.model_path, server.chat_format))
+    runtime.backend = backend
+    # Detect now, while the server is idle: llama-cpp-python answers any request (even GET /v1/models) only
+    # between generations, so the model info is learnt once here and reused.
+    try:
+        await backend.info()
+    except BackendError as e:
+        log.warning("the built-in model server did not describe itself (%s); detection runs on first use", e.message)
     runtime._supervisor = asyncio.create_task(server.supervise(), name="local-llm-supervisor")
     log.info("%s serving at %s", runtime.label, server.base_url)
     return runtime

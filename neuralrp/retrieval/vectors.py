@@ -1,4 +1,4 @@
-"""Vectors in sqlite-vec, keyed by (owner_type, owner_id, model).
+"""Vectors in sqlite-vec, keyed by (owner_type, owner_id, model), and the world-entry reads indexing needs.
 
 ``embeddings`` holds one row per key (UNIQUE), and the vector itself lives in the vec0 table of its
 dimension (``vec_384`` / ``vec_768``, cosine metric) under rowid = embeddings.id. Upserting the same key
@@ -17,6 +17,7 @@ import numpy as np
 import sqlite_vec
 
 from neuralrp.clock import iso
+from neuralrp.db.connection import Connection
 from neuralrp.errors import NeuralRPError
 
 TABLES = {384: "vec_384", 768: "vec_768"}
@@ -49,13 +50,13 @@ def _blob(vector: np.ndarray) -> bytes:
     return sqlite_vec.serialize_float32(vector.tolist())
 
 
-def model_dim(conn: Any, model: str) -> int | None:
+def model_dim(conn: Connection, model: str) -> int | None:
     """The dimension already stored for a model, or None if it has no vectors."""
     row = conn.execute("SELECT dim FROM embeddings WHERE model = ? LIMIT 1", (model,)).fetchone()
     return None if row is None else int(row["dim"])
 
 
-def upsert(conn: Any, owner_type: str, owner_id: int, model: str, content_hash: str, vector: Any) -> int:
+def upsert(conn: Connection, owner_type: str, owner_id: int, model: str, content_hash: str, vector: Any) -> int:
     """Store (or replace) the vector for this key; returns the embeddings row id."""
     arr = _as_vector(vector)
     dim = arr.shape[0]
@@ -81,7 +82,7 @@ def _chunks(ids: list[int]) -> Iterable[list[int]]:
         yield ids[start : start + _CHUNK]
 
 
-def get_many(conn: Any, owner_type: str, ids: Iterable[int] | None, model: str) -> dict[int, np.ndarray]:
+def get_many(conn: Connection, owner_type: str, ids: Iterable[int] | None, model: str) -> dict[int, np.ndarray]:
     """Stored vectors of these owners (all owners of the type when ids is None) for one model."""
     dim = model_dim(conn, model)
     if dim is None:
@@ -104,7 +105,7 @@ def get_many(conn: Any, owner_type: str, ids: Iterable[int] | None, model: str) 
     return out
 
 
-def hashes(conn: Any, owner_type: str, model: str) -> dict[int, str]:
+def hashes(conn: Connection, owner_type: str, model: str) -> dict[int, str]:
     """owner_id -> content_hash of every stored vector of this type and model."""
     rows = conn.execute(
         "SELECT owner_id, content_hash FROM embeddings WHERE owner_type = ? AND model = ?", (owner_type, model)
@@ -112,13 +113,13 @@ def hashes(conn: Any, owner_type: str, model: str) -> dict[int, str]:
     return {int(r["owner_id"]): str(r["content_hash"]) for r in rows}
 
 
-def stale(conn: Any, owner_type: str, model: str, current: dict[int, str]) -> set[int]:
+def stale(conn: Connection, owner_type: str, model: str, current: dict[int, str]) -> set[int]:
     """Owners whose content hash (``current``: owner_id -> hash) has no matching stored vector."""
     stored = hashes(conn, owner_type, model)
     return {owner_id for owner_id, digest in current.items() if stored.get(owner_id) != digest}
 
 
-def delete(conn: Any, owner_type: str, owner_ids: Iterable[int], model: str | None = None) -> int:
+def delete(conn: Connection, owner_type: str, owner_ids: Iterable[int], model: str | None = None) -> int:
     """Remove the vectors of these owners (for one model, or all models); returns rows removed."""
     removed = 0
     for chunk in _chunks(sorted(set(owner_ids))):
@@ -131,13 +132,13 @@ def delete(conn: Any, owner_type: str, owner_ids: Iterable[int], model: str | No
     return removed
 
 
-def delete_model(conn: Any, owner_type: str, model: str) -> int:
+def delete_model(conn: Connection, owner_type: str, model: str) -> int:
     """Remove every vector of one owner type and model; returns rows removed."""
     rows = conn.execute("SELECT id, dim FROM embeddings WHERE owner_type = ? AND model = ?", (owner_type, model))
     return _delete_rows(conn, rows.fetchall())
 
 
-def _delete_rows(conn: Any, rows: list[dict[str, Any]]) -> int:
+def _delete_rows(conn: Connection, rows: list[dict[str, Any]]) -> int:
     for row in rows:
         if int(row["dim"]) in TABLES:
             conn.execute(f"DELETE FROM {TABLES[int(row['dim'])]} WHERE rowid = ?", (row["id"],))
@@ -146,7 +147,7 @@ def _delete_rows(conn: Any, rows: list[dict[str, Any]]) -> int:
 
 
 def knn(
-    conn: Any,
+    conn: Connection,
     owner_type: str,
     model: str,
     dim: int,
@@ -177,7 +178,7 @@ def knn(
 
 
 def best_similarities(
-    conn: Any, owner_type: str, model: str, queries: Any, *, k: int, owner_ids: set[int] | None = None
+    conn: Connection, owner_type: str, model: str, queries: Any, *, k: int, owner_ids: set[int] | None = None
 ) -> dict[int, float]:
     """Best similarity per owner over several query vectors, each asking KNN for its k nearest."""
     best: dict[int, float] = {}
@@ -185,3 +186,52 @@ def best_similarities(
         for owner_id, sim in knn(conn, owner_type, model, row.shape[0], row, k, owner_ids):
             best[owner_id] = max(sim, best.get(owner_id, -1.0))
     return best
+
+
+# ---- world entries as retrieval reads them (retrieval sits beside library, so it cannot use library.worlds)
+
+ENTRY_COLUMNS = ("id, world_id, keys_json, secondary_keys_json, content, comment, constant, selective, "
+                 "selective_logic, disabled, order_value, probability, use_probability, is_canon_law")
+
+
+def entry_rows(conn: Connection, world_ids: list[int]) -> list[dict[str, Any]]:
+    """Every entry row (ENTRY_COLUMNS) of these worlds, by id."""
+    return conn.execute(
+        f"SELECT {ENTRY_COLUMNS} FROM world_entries WHERE world_id IN (SELECT value FROM json_each(?)) ORDER BY id",
+        (json.dumps(world_ids),),
+    ).fetchall()
+
+
+def entry_text_rows(conn: Connection, entry_ids: Iterable[int] | None,
+                    world_ids: Iterable[int] | None) -> list[dict[str, Any]]:
+    """id, world_id, keys_json, comment and content of entries (all, or only these ids and/or worlds), by id."""
+    sql = "SELECT id, world_id, keys_json, comment, content FROM world_entries"
+    clauses, params = [], []
+    if entry_ids is not None:
+        clauses.append("id IN (SELECT value FROM json_each(?))")
+        params.append(json.dumps(sorted(set(entry_ids))))
+    if world_ids is not None:
+        clauses.append("world_id IN (SELECT value FROM json_each(?))")
+        params.append(json.dumps(sorted(set(world_ids))))
+    if clauses:
+        sql += " WHERE " + " AND ".join(clauses)
+    return conn.execute(sql + " ORDER BY id", params).fetchall()
+
+
+def world_keys(conn: Connection, world_ids: Iterable[int]) -> dict[int, list[str]]:
+    """World id -> the primary keys of all its entries."""
+    rows = conn.execute("SELECT world_id, keys_json FROM world_entries WHERE world_id IN (SELECT value FROM"
+                        " json_each(?))", (json.dumps(sorted(set(world_ids))),)).fetchall()
+    out: dict[int, list[str]] = {int(w): [] for w in world_ids}
+    for row in rows:
+        out[int(row["world_id"])].extend(str(k) for k in json.loads(row["keys_json"] or "[]"))
+    return out
+
+
+def orphan_entry_ids(conn: Connection, owner_type: str) -> list[int]:
+    """Owners of this type with stored vectors whose world entry no longer exists."""
+    rows = conn.execute(
+        "SELECT DISTINCT owner_id FROM embeddings WHERE owner_type = ?"
+        " AND owner_id NOT IN (SELECT id FROM world_entries)", (owner_type,),
+    ).fetchall()
+    return [int(r["owner_id"]) for r in rows]

@@ -77,7 +77,7 @@ def messages(client: TestClient, chat_id: int) -> list[dict[str, Any]]:
 def reply_requests(fake: FakeLLM) -> list[Any]:
     """Chat requests made for replies (not the background capsule or summary jobs)."""
     from neuralrp.cardgen.prompts import CAPSULE_INSTRUCTIONS
-    from neuralrp.chats.summarizer import CONDENSE_INSTRUCTIONS, SCENE_INSTRUCTIONS
+    from neuralrp.turns.summarizer import CONDENSE_INSTRUCTIONS, SCENE_INSTRUCTIONS
 
     background = (CAPSULE_INSTRUCTIONS[:40], SCENE_INSTRUCTIONS[:40], CONDENSE_INSTRUCTIONS[:40])
     out = []

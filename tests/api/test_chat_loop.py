@@ -41,7 +41,8 @@ def test_send_streams_reply_and_both_messages_persist(llm_settings: Any) -> None
     sent = last_reply_request(fake).json
     assert sent["messages"][0]["role"] == "system"
     assert "Guardian of the glade who heals Ari." in sent["messages"][0]["content"]
-    assert sent["messages"][-1] == {"role": "user", "content": "Where am I?"}
+    assert sent["messages"][-1]["role"] == "user"
+    assert sent["messages"][-1]["content"].startswith("Where am I?\n\n[Seraphina speaks next.")
     assert sent["messages"][-2] == {"role": "assistant", "content": "You're awake, Ari."}
     assert sent["max_tokens"] == 120 and sent["stream"] is True
     # reload: a fresh app on the same data dir still has both messages
@@ -147,7 +148,7 @@ def test_regenerate_keeps_swipes(llm_settings: Any) -> None:
         assert messages(client, chat["id"])[-1]["content"] == "First answer."
     # the regenerate prompt did not include the reply being replaced
     regen = reply_requests(fake)[-1].json["messages"]
-    assert regen[-1] == {"role": "user", "content": "Tell me something"}
+    assert regen[-1]["role"] == "user" and regen[-1]["content"].startswith("Tell me something\n\n[Seraphina")
 
 
 def test_continue_extends_last_reply(llm_settings: Any) -> None:
@@ -163,6 +164,50 @@ def test_continue_extends_last_reply(llm_settings: Any) -> None:
     sent = reply_requests(fake)[-1].json
     assert sent["messages"][-1] == {"role": "assistant", "content": "The night is"}
     assert sent["continue_final_message"] is True
+
+
+def test_continue_on_koboldcpp_writes_on_in_the_same_message(llm_settings: Any) -> None:
+    # KoboldCpp's chat route closes the reply and opens a new turn (issue 16): Continue uses its placeholders.
+    fake = FakeLLM("koboldcpp")
+    fake.enqueue("The night is", " long and cold.")
+    with chat_client(llm_settings, fake) as client:
+        chat = new_chat(client)
+        send_streamed(client, chat["id"], "Describe the night")
+        status, events = send_streamed(client, chat["id"], "", path="continue")
+        stored = messages(client, chat["id"])
+    assert status == 200 and events[-1]["type"] == "done"
+    assert stored[-1]["content"] == "The night is long and cold." and stored[-1]["role"] == "assistant"
+    assert fake.last_completion_request().json["prompt"].endswith("{{[OUTPUT]}}The night is")
+    assert fake.prompts[-1].endswith("\n### Response:\nThe night is")  # the model writes on in that message
+
+
+def test_continue_the_server_cannot_do_says_so_and_keeps_the_reply(llm_settings: Any) -> None:
+    fake = FakeLLM("koboldcpp", version="1.76")
+    fake.enqueue("The night is")
+    with chat_client(llm_settings, fake) as client:
+        chat = new_chat(client)
+        send_streamed(client, chat["id"], "Describe the night")
+        status, events = send_streamed(client, chat["id"], "", path="continue")
+        stored = messages(client, chat["id"])
+    assert events[-1]["type"] == "error" and events[-1]["status"] == 422
+    assert events[-1]["detail"].startswith("Continue is not supported by this server: KoboldCpp 1.76")
+    assert (stored[-1]["content"], stored[-1]["status"]) == ("The night is", "complete")
+    assert fake.generations == 1
+
+
+def test_thinking_is_never_shown_as_the_reply(make_settings: Any) -> None:
+    thoughts = "The user asks where they are. I will describe the glade and stay in character."
+    settings = make_settings(llm={"base_url": "http://127.0.0.1:11434", "model": "qwen3", "thinking": True},
+                             sampling={"max_tokens": 200})
+    fake = FakeLLM("ollama", model="qwen3", thinking=thoughts)
+    fake.enqueue(REPLY)
+    with chat_client(settings, fake) as client:
+        chat = new_chat(client)
+        status, events = send_streamed(client, chat["id"], "Where am I?")
+        stored = messages(client, chat["id"])
+    assert "think" not in last_reply_request(fake).json  # allowed: the model thinks (Ollama's default)
+    assert "".join(e["text"] for e in events if e["type"] == "token") == REPLY
+    assert stored[-1]["content"] == REPLY and "glade and stay" not in str(events)
 
 
 def test_regenerate_without_reply_is_conflict(llm_settings: Any) -> None:
@@ -243,6 +288,6 @@ def test_ollama_reply_streams_through_native_chat_with_num_ctx(make_settings: An
     assert first["options"]["num_ctx"] == 16384 and first["options"]["num_predict"] == 120
     assert first["options"]["top_k"] == 40 and first["options"]["min_p"] == 0.05
     assert first["options"]["repeat_penalty"] == 1.08
-    assert first["messages"][-1] == {"role": "user", "content": "Where am I?"}
+    assert first["messages"][-1]["content"].startswith("Where am I?\n\n[Seraphina speaks next.")
     assert cont["messages"][-1] == {"role": "assistant", "content": REPLY}
     assert fake.context_length == 16384  # Ollama was asked to allocate exactly the window we budget for

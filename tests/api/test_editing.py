@@ -95,7 +95,7 @@ def test_streaming_message_cannot_be_edited(llm_settings: Any) -> None:
     with craft_client(llm_settings, FakeLLM("llamacpp")) as client:
         chat = new_chat(client)
         greeting = messages(client, chat["id"])[0]
-        with client.app.state.db.session() as conn:  # type: ignore[attr-defined]
+        with client.app.state.services.db.session() as conn:  # type: ignore[attr-defined]
             conn.execute("UPDATE messages SET status = 'streaming' WHERE id = ?", (greeting["id"],))
         assert client.put(f"/api/messages/{greeting['id']}", json={"content": "x"}).status_code == 409
         assert client.delete(f"/api/messages/{greeting['id']}").status_code == 409

@@ -21,7 +21,7 @@ def test_fork_from_a_message(make_settings: Any) -> None:
         resp = client.post(f"/api/chats/{chat['id']}/fork", json={"message_id": before[2]["id"]})
         assert resp.status_code == 201, resp.text
         fork = resp.json()
-        assert fork["id"] != chat["id"] and fork["title"] == "Unnamed chat (fork)"
+        assert fork["id"] != chat["id"] and fork["title"] == "Seraphina (fork)"  # as the chat list names it
         assert fork["forked_from_chat_id"] == chat["id"] and fork["forked_from_message_id"] == before[2]["id"]
         assert [c["name"] for c in fork["cast"]] == [c["name"] for c in chat["cast"]]
         copied = messages(client, fork["id"])

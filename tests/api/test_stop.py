@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -14,6 +13,7 @@ import pytest
 from neuralrp.app import create_app
 from tests.api.chat_helpers import CARD
 from tests.fakes import FakeLLM, LiveServer
+from tests.waiting import wait_until
 
 
 @pytest.fixture
@@ -32,13 +32,6 @@ def read_events(client: httpx.Client, url: str, body: dict[str, Any], out: list[
                 out.append(json.loads(line[5:]))
 
 
-def wait_until(predicate: Any, timeout: float = 10) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.02)
-
-
 @pytest.mark.parametrize("live_pair", ["llamacpp", "koboldcpp"], indirect=True)
 def test_stop_aborts_backend_and_keeps_text(live_pair: tuple[FakeLLM, str]) -> None:
     fake, url = live_pair
@@ -50,21 +43,22 @@ def test_stop_aborts_backend_and_keeps_text(live_pair: tuple[FakeLLM, str]) -> N
         reader = threading.Thread(target=read_events, args=(client, f"/api/chats/{chat['id']}/messages",
                                                              {"content": "Go on"}, events))
         reader.start()
-        wait_until(lambda: sum(e["type"] == "token" for e in events) >= 2)
+        wait_until(lambda: sum(e["type"] == "token" for e in events) >= 2, what="two streamed tokens")
         busy = client.post(f"/api/chats/{chat['id']}/messages", json={"content": "again"})
         assert busy.status_code == 409 and "already being written" in busy.json()["detail"]
         assert client.get(f"/api/chats/{chat['id']}/messages").json()["generating"] is True
         assert client.post(f"/api/chats/{chat['id']}/stop").json() == {"stopped": True}
-        reader.join(timeout=10)
+        reader.join(timeout=30)
+        assert not reader.is_alive(), "the stream did not end after Stop"
         stored = client.get(f"/api/chats/{chat['id']}/messages").json()
     assert events[-1]["type"] == "done" and events[-1]["stopped"] is True
     tokens = "".join(e["text"] for e in events if e["type"] == "token")
     assert stored["messages"][-1]["content"] == tokens and stored["messages"][-1]["status"] == "complete"
     assert stored["generating"] is False
     if fake.flavour == "koboldcpp":
-        wait_until(lambda: fake.aborts >= 1)
+        wait_until(lambda: fake.aborts, what="the koboldcpp abort at the backend")
     else:
-        assert fake.wait_for_disconnect(5), "closing the stream must abort generation at the server"
+        assert fake.wait_for_disconnect(30), "closing the stream must abort generation at the server"
 
 
 @pytest.mark.parametrize("live_pair", ["llamacpp"], indirect=True)
@@ -78,6 +72,7 @@ def test_closed_tab_does_not_stop_the_reply(live_pair: tuple[FakeLLM, str]) -> N
             for line in resp.iter_lines():
                 if '"token"' in line:
                     break  # the browser tab closes here
-        wait_until(lambda: not client.get(f"/api/chats/{chat['id']}/messages").json()["generating"])
+        wait_until(lambda: client.get(f"/api/chats/{chat['id']}/messages").json(),
+                   until=lambda body: not body["generating"], what="the reply to finish without the tab")
         last = client.get(f"/api/chats/{chat['id']}/messages").json()["messages"][-1]
     assert last["content"] == "one two three four five six" and last["status"] == "complete"

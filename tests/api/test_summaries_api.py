@@ -10,8 +10,9 @@ from fastapi.testclient import TestClient
 
 from neuralrp.context.sections import Prompt
 from tests.api.chat_helpers import chat_client, messages, new_chat, send_streamed
-from tests.chats.test_summarizer import TURNS, add_turns
 from tests.fakes import FakeLLM
+from tests.turns.test_summarizer import TURNS, add_turns
+from tests.waiting import wait_until
 
 SLOW_S = 1.5
 
@@ -24,25 +25,20 @@ def llm_settings(make_settings: Any) -> Any:
 def seeded_chat(client: TestClient, turns: int = TURNS) -> int:
     """A chat made through the API, then `turns` turns stored directly."""
     chat_id = new_chat(client)["id"]
-    with client.app.state.db.session() as conn:  # type: ignore[attr-defined]
+    with client.app.state.services.db.session() as conn:  # type: ignore[attr-defined]
         add_turns(conn, chat_id, 1, turns)
     return chat_id
 
 
-def wait_folded(client: TestClient, chat_id: int, timeout: float = 10) -> dict[str, Any]:
+def wait_folded(client: TestClient, chat_id: int) -> dict[str, Any]:
     """Poll the Summaries window until no fold runs."""
-    deadline = time.monotonic() + timeout
-    while True:
-        body = client.get(f"/api/chats/{chat_id}/summaries").json()
-        if not body["running"]:
-            return body  # type: ignore[no-any-return]
-        assert time.monotonic() < deadline, "fold did not finish"
-        time.sleep(0.02)
+    return wait_until(lambda: client.get(f"/api/chats/{chat_id}/summaries").json(),  # type: ignore[no-any-return]
+                      until=lambda body: not body["running"], what="the fold to finish")
 
 
 def count(client: TestClient, sql: str, *args: Any) -> int:
     """A count from the app's DB."""
-    with client.app.state.db.session() as conn:  # type: ignore[attr-defined]
+    with client.app.state.services.db.session() as conn:  # type: ignore[attr-defined]
         return int(conn.execute(sql, args).fetchone()["n"])
 
 
@@ -87,7 +83,7 @@ def test_reply_is_not_delayed_by_the_fold(make_settings: Any) -> None:
         async def slow_summaries(chat_id: int, prompt: Prompt) -> None:
             fake.fault("slow", first=SLOW_S)  # armed after the reply's own request: hits the summary call
 
-        client.app.state.generations.after_reply.insert(0, slow_summaries)  # type: ignore[attr-defined]
+        client.app.state.services.generations.after_reply.insert(0, slow_summaries)  # type: ignore[attr-defined]
         started = time.monotonic()
         status, events = send_streamed(client, chat_id, "What happened at the gate?")
         replied = time.monotonic() - started
@@ -112,7 +108,7 @@ def test_edit_keeps_history_and_rejects_empty_text(llm_settings: Any) -> None:
         empty = client.put(f"/api/summaries/{first['id']}", json={"text": "   "})
         missing = client.put("/api/summaries/99999", json={"text": "x"})
         prompt = client.get(f"/api/chats/{chat_id}/prompt").json()
-        with client.app.state.db.session() as conn:  # type: ignore[attr-defined]
+        with client.app.state.services.db.session() as conn:  # type: ignore[attr-defined]
             history = conn.execute("SELECT operation, old_json, new_json FROM change_history"
                                    " WHERE entity_type = 'summary' AND entity_id = ?", (first["id"],)).fetchall()
     assert resp.status_code == 200

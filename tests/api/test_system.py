@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -9,6 +12,8 @@ from fastapi.testclient import TestClient
 
 from neuralrp import __version__
 from neuralrp.app import create_app
+from neuralrp.backends import Probe, ProbeCache
+from neuralrp.db.connection import Database
 
 
 def recording_transport(status: int, body: Any, seen: list[str]) -> httpx.MockTransport:
@@ -80,3 +85,51 @@ def test_unknown_api_route_is_json_404(make_settings: Any) -> None:
     with TestClient(create_app(make_settings())) as client:
         resp = client.get("/api/nope")
     assert resp.status_code == 404
+
+
+def test_status_asks_the_image_server_once_while_its_answer_is_fresh(make_settings: Any) -> None:
+    settings = make_settings(images={"base_url": "http://sd.test:7860"})
+    seen: list[str] = []
+    app = create_app(settings, image_transport=recording_transport(200, [{"title": "m"}], seen))
+    with TestClient(app) as client:
+        answers = [client.get("/api/system/status").json() for _ in range(3)]
+    assert seen == ["http://sd.test:7860/sdapi/v1/sd-models"]  # a status page polling costs the server nothing
+    assert all(a["backends"]["images"]["reachable"] is True for a in answers)
+
+
+async def test_probe_cache_asks_again_for_another_address_or_after_a_failure() -> None:
+    cache = ProbeCache(ttl_s=60)
+    asked: list[str] = []
+
+    def fresh(url: str, reachable: bool) -> Callable[[], Awaitable[Probe]]:
+        async def ask() -> Probe:
+            asked.append(url)
+            return Probe("images", True, reachable, url, "")
+        return ask
+
+    await cache.get(fresh("http://a", True), busy=False, url="http://a")
+    await cache.get(fresh("http://a", True), busy=False, url="http://a")
+    moved = await cache.get(fresh("http://b", False), busy=False, url="http://b")
+    await cache.get(fresh("http://b", True), busy=False, url="http://b")
+    assert asked == ["http://a", "http://b", "http://b"] and moved.url == "http://b"
+
+
+def test_database_size_survives_a_wal_that_comes_and_goes(tmp_path: Path) -> None:
+    db = Database(tmp_path / "neuralrp.db")
+    db.path.write_bytes(b"x" * 4096)
+    wal = tmp_path / "neuralrp.db-wal"
+    stop = threading.Event()
+
+    def checkpoints() -> None:  # SQLite creates the WAL and deletes it again (checkpoint on close)
+        while not stop.is_set():
+            wal.write_bytes(b"w")
+            wal.unlink()
+
+    churn = threading.Thread(target=checkpoints)
+    churn.start()
+    try:
+        sizes = {db.size_bytes()["wal"] for _ in range(60_000)}  # the old exists()-then-stat() failed ~10 times
+    finally:
+        stop.set()
+        churn.join()
+    assert sizes <= {0, 1} and db.size_bytes() == {"db": 4096, "wal": 0}

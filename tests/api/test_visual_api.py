@@ -19,7 +19,7 @@ from tests.conftest import FIXTURES
 @pytest.fixture
 def client(make_settings: Any) -> Any:
     with TestClient(create_app(make_settings())) as c:
-        c.app.state.embedder = HashEmbedder()  # the real model is not needed to test the wiring
+        c.app.state.services.embedder = HashEmbedder()  # the real model is not needed to test the wiring
         yield c
 
 
@@ -31,12 +31,12 @@ def upload(client: TestClient, name: str) -> dict[str, Any]:
 
 
 def card_file(client: TestClient, char: dict[str, Any]) -> Path:
-    data_dir: Path = client.app.state.settings.data_dir  # type: ignore[attr-defined]
+    data_dir: Path = client.app.state.services.settings.data_dir  # type: ignore[attr-defined]
     return data_dir / "characters" / char["source_file"]
 
 
 def history(client: TestClient, cid: int) -> list[Any]:
-    with client.app.state.db.session() as conn:  # type: ignore[attr-defined]
+    with client.app.state.services.db.session() as conn:  # type: ignore[attr-defined]
         return [dict(r) for r in conn.execute("SELECT operation, note, new_json FROM change_history"
                                               " WHERE entity_type = 'character' AND entity_id = ? ORDER BY id", (cid,))]
 
@@ -145,7 +145,7 @@ def test_npc_visual_is_saved_without_a_card_file(client: TestClient) -> None:
 
 def test_fetched_dataset_adds_the_character_tag(client: TestClient) -> None:
     aqua = upload(client, "tavern_v1_Aqua.png")
-    data_dir: Path = client.app.state.settings.data_dir  # type: ignore[attr-defined]
+    data_dir: Path = client.app.state.services.settings.data_dir  # type: ignore[attr-defined]
     write_dataset(dataset_path(data_dir), [
         DanbooruCharacter("aqua_(konosuba)", "female", ("blue_hair", "long_hair", "blue_eyes", "detached_sleeves")),
     ], source="https://danbooru.test")

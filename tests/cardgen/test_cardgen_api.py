@@ -12,6 +12,7 @@ from neuralrp.library.cardfile import parse_card
 from tests.api.chat_helpers import chat_client, new_chat, send_streamed
 from tests.cardgen.helpers import ANSWER, DESCRIPTION, WORLD_ANSWER, answer
 from tests.fakes import FakeLLM
+from tests.waiting import wait_until
 
 LLM = {"base_url": "http://llm.test"}
 
@@ -136,7 +137,8 @@ def test_regenerate_one_field(make_settings: Any) -> None:
 def test_generated_card_saves_exports_and_reimports_losslessly(make_settings: Any) -> None:
     fake = FakeLLM("llamacpp")
     fake.enqueue(answer())
-    with chat_client(make_settings(llm=LLM), fake) as client:
+    settings = make_settings(llm=LLM)
+    with chat_client(settings, fake) as client:
         card = client.post("/api/cardgen/character", json={"description": DESCRIPTION}).json()["card"]
         stored = client.post("/api/characters", json=card)
         assert stored.status_code == 201, stored.text
@@ -151,6 +153,16 @@ def test_generated_card_saves_exports_and_reimports_losslessly(make_settings: An
             assert parse_card(json.dumps(back).encode(), "back.json").to_card("v2") == card
             assert back["data"]["extensions"] == card["data"]["extensions"]
             cid = again.json()["id"]
+        # Before shutdown: the re-imported card's file in characters/ is written, and the folder and the library
+        # agree (the folder watcher has nothing left to do).
+        source = wait_until(lambda: client.get(f"/api/characters/{cid}").json()["source_file"],
+                            what="the character's file name in characters/")
+        mirror = settings.data_dir / "characters" / source
+        wait_until(mirror.is_file, what=f"{mirror} to be written")
+        wait_until(lambda: client.post("/api/library/sync").json(),
+                   until=lambda report: report == {"changes": [], "errors": 0},
+                   what="characters/ and the library to agree")
+    assert parse_card(mirror.read_bytes(), mirror.name).to_card("v2") == card
 
 
 def test_world_draft_shape_and_save(make_settings: Any) -> None:
@@ -180,7 +192,7 @@ def _chat_with_npc(client: Any) -> tuple[int, int]:
 def _say_as(client: Any, chat_id: int, npc_id: int, texts: list[str]) -> None:
     from neuralrp.chats import store
 
-    app_db = client.app.state.db
+    app_db = client.app.state.services.db
     with app_db.session() as conn:
         for text in texts:
             turn = store.bump_turn(conn, chat_id)

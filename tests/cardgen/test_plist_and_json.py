@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from neuralrp.cardgen.plist import format_plist, is_plist, normalize_plist, plist_problem
-from neuralrp.cardgen.service import AnswerError, check_card_answer, check_world_answer, extract_json
+from neuralrp.cardgen.service import AnswerError, check_card_answer, check_world_answer
+from neuralrp.llm.answers import extract_json
 from tests.cardgen.helpers import ANSWER
 
 

@@ -47,7 +47,7 @@ def test_edit_same_text_records_nothing_and_updates_current_swipe(conn: Any) -> 
     editing.edit_message(conn, greeting.id, greeting.content)
     assert editing.message_history(conn, greeting.id) == []
     editing.edit_message(conn, greeting.id, "Hello again, Ari.")
-    assert [s["content"] for s in store.swipes(conn, greeting.id)] == ["Hello again, Ari.", "Other swipe."]
+    assert [s.content for s in store.swipes(conn, greeting.id)] == ["Hello again, Ari.", "Other swipe."]
 
 
 def test_bad_edits_are_refused(conn: Any) -> None:

@@ -23,7 +23,8 @@ def snapshot(conn: Any, chat_id: int) -> dict[str, Any]:
                           " WHERE m.chat_id = ? ORDER BY s.id", (chat_id,)).fetchall()
     summaries = conn.execute("SELECT * FROM summaries WHERE chat_id = ?", (chat_id,)).fetchall()
     return {"chat": chat, "messages": rows, "swipes": swipes, "summaries": summaries,
-            "cast": store.cast_rows(conn, chat_id)}
+            "cast": conn.execute("SELECT * FROM chat_cast WHERE chat_id = ? ORDER BY position, id",
+                                 (chat_id,)).fetchall()}
 
 
 def summary(conn: Any, chat_id: int, first: int, last: int, text: str) -> int:
@@ -48,7 +49,7 @@ def story(conn: Any) -> dict[str, Any]:
     for text in ("one", "two", "three", "four"):
         ids.append(service.post_user_message(conn, chat_id, text).id)
         reply = store.insert_message(conn, chat_id, role="assistant", content=f"reply {text}",
-                                     turn=store.get_chat_row(conn, chat_id)["turn"], character_id=npc,
+                                     turn=store.get_chat(conn, chat_id).turn, character_id=npc,
                                      speaker_name="Innkeeper")
         store.save_swipe(conn, reply, 0, f"reply {text}")
         store.save_swipe(conn, reply, 1, f"alt {text}")
@@ -63,7 +64,7 @@ def test_fork_copies_exactly_up_to_the_message(conn: Any, story: dict[str, Any])
     before = snapshot(conn, chat_id)
     new_id = fork_chat(conn, chat_id, ids[4])
     assert snapshot(conn, chat_id) == before
-    chat = store.get_chat_row(conn, new_id)
+    chat = conn.execute("SELECT * FROM chats WHERE id = ?", (new_id,)).fetchone()
     assert chat["title"] == "Woods (fork)" and chat["mode"] == "narrator"
     assert (chat["forked_from_chat_id"], chat["forked_from_message_id"]) == (chat_id, ids[4])
     assert json.loads(chat["persona_json"]) == {"name": "Ari"}
@@ -72,22 +73,21 @@ def test_fork_copies_exactly_up_to_the_message(conn: Any, story: dict[str, Any])
     assert [(m.seq, m.turn, m.role, m.content, m.speaker_name) for m in copied] == [
         (m.seq, m.turn, m.role, m.content, m.speaker_name) for m in originals]
     assert chat["next_seq"] == copied[-1].seq + 1 and chat["turn"] == copied[-1].turn
-    assert [s["content"] for s in store.swipes(conn, copied[4].id)] == ["reply two", "alt two"]
-    assert [s["content"] for s in store.swipes(conn, copied[2].id)] == ["reply one", "alt one"]
+    assert [s.content for s in store.swipes(conn, copied[4].id)] == ["reply two", "alt two"]
+    assert [s.content for s in store.swipes(conn, copied[2].id)] == ["reply one", "alt one"]
 
 
 def test_fork_cast_npcs_focus_and_summaries(conn: Any, story: dict[str, Any]) -> None:
     chat_id, ids = story["chat_id"], story["ids"]
     new_id = fork_chat(conn, chat_id, ids[4], title="  Branch  ")
-    assert store.get_chat_row(conn, new_id)["title"] == "Branch"
-    cast = store.cast_rows(conn, new_id)
-    assert [(c["name"], bool(c["is_active"])) for c in cast] == [("Mira", True), ("Bran", True),
-                                                                ("Innkeeper", False)]
-    new_npc = cast[2]["character_id"]
+    assert store.get_chat(conn, new_id).title == "Branch"
+    cast = store.cast_members(conn, new_id)
+    assert [(c.name, c.is_active) for c in cast] == [("Mira", True), ("Bran", True), ("Innkeeper", False)]
+    new_npc = cast[2].character_id
     assert new_npc != story["npc"]
     scope = conn.execute("SELECT scope_chat_id FROM characters WHERE id = ?", (new_npc,)).fetchone()
     assert scope["scope_chat_id"] == new_id
-    assert store.get_chat_row(conn, new_id)["focus_character_id"] == story["bran"]
+    assert store.get_chat(conn, new_id).focus_character_id == story["bran"]
     replies = [m for m in store.list_messages(conn, new_id, include_archived=True) if m.role == "assistant"][1:]
     assert {m.character_id for m in replies} == {new_npc}
     sums = conn.execute("SELECT * FROM summaries WHERE chat_id = ?", (new_id,)).fetchall()
@@ -104,7 +104,7 @@ def test_fork_of_unnamed_chat_and_bad_message(conn: Any, story: dict[str, Any]) 
     service.update_chat(conn, chat_id, {"title": ""})
     first = store.list_messages(conn, chat_id, include_archived=True)[0]
     new_id = fork_chat(conn, chat_id, first.id)
-    assert store.get_chat_row(conn, new_id)["title"] == "Unnamed chat (fork)"
+    assert store.get_chat(conn, new_id).title == "Mira, Bran, Innkeeper (fork)"  # named as the chat list names it
     assert len(store.list_messages(conn, new_id, include_archived=True)) == 1
     other = service.create_chat(conn, character_ids=[story["mira"]])
     with pytest.raises(NotFound):

@@ -69,7 +69,7 @@ def test_chinese_text_is_searchable(conn: Any) -> None:
 
 def test_one_chat_and_speaker_name(conn: Any) -> None:
     first = make_chat(conn)
-    second = service.create_chat(conn, character_ids=[store.cast_rows(conn, first)[0]["character_id"]])
+    second = service.create_chat(conn, character_ids=[store.cast_members(conn, first)[0].character_id])
     post(conn, first, "lantern one")
     other = post(conn, second, "lantern two")
     assert [h["message_id"] for h in search.search_messages(conn, "lantern", chat_id=second)] == [other]

@@ -122,7 +122,10 @@ def test_prompt_is_built_within_budget_newest_history_first(conn: Any) -> None:
     assert "heals Ari" in card.text and "{{" not in card.text
     messages = prompt.messages()
     assert messages[0].role == "system" and "Stay gentle." not in messages[0].content
-    assert messages[-1].role == "user" and "Stay gentle.\n\nmessage number 59" in messages[-1].content
+    # post-history instructions come after the newest message (the per-turn tail, so the prefix stays cached)
+    last = messages[-1]
+    assert last.role == "user" and last.content.endswith("Stay gentle.")
+    assert last.content.index("message number 59") < last.content.index("Stay gentle.")
 
 
 def test_npc_scope_column_and_list(conn: Any) -> None:

@@ -48,7 +48,7 @@ def chat(conn: Any) -> int:
     chat_id = service.create_chat(conn, character_ids=[cid], title="Woods", persona={"name": "Ari"})
     for text in ("Hello there.", "Where now?"):
         service.post_user_message(conn, chat_id, text)
-        turn = store.get_chat_row(conn, chat_id)["turn"]
+        turn = store.get_chat(conn, chat_id).turn
         store.insert_message(conn, chat_id, role="assistant", content=f"Mira answers: {text}", turn=turn,
                              character_id=cid, speaker_name="Mira")
     gone = service.post_user_message(conn, chat_id, "DELETED LINE")
@@ -106,7 +106,7 @@ def test_group_chat_names_go_into_text_and_summaries_into_system(conn: Any, chat
 
 
 def test_many_chats_and_empty_ones(conn: Any, chat: int) -> None:
-    empty = service.create_chat(conn, character_ids=[store.cast_rows(conn, chat)[0]["character_id"]])
+    empty = service.create_chat(conn, character_ids=[store.cast_members(conn, chat)[0].character_id])
     assert chat_records(conn, empty, "sharegpt") == [{"conversations": [
         {"from": "system", "value": "Mira: Mira guards User."}, {"from": "gpt", "value": "Hello, User."}]}]
     assert chat_records(conn, empty, "alpaca") == []

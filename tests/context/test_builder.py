@@ -78,8 +78,10 @@ def test_narrator_mode_has_no_speaker_and_names_the_cast() -> None:
     members = [CastState(A, first_turn=1, reset_turn=1), CastState(B, first_turn=1, reset_turn=1)]
     prompt = build_prompt(state(8, members, conversation(2), speaker=None, mode="narrator"), budget=6000,
                           count=estimate_tokens)
-    system = prompt.sections[0]
-    assert system.kind == "system" and "narrator" in system.text and "Ayla, Borin" in system.text
+    system, tail = prompt.sections[0], prompt.sections[-1]
+    assert system.kind == "system" and "Ari" in system.text and "Ayla" not in system.text
+    assert tail.kind == "instruction" and tail.placement == "tail"
+    assert "Narrate" in tail.text and "Ayla, Borin" in tail.text
     assert kinds_for(prompt, A.id) == kinds_for(prompt, B.id) == {"capsule"}
 
 
@@ -96,6 +98,7 @@ def test_section_order_is_stable_first() -> None:
     assert all(s.placement == "head" for s in prompt.sections[:7])
     last_user = max(i for i, s in enumerate(prompt.sections) if s.kind == "history" and s.role == "user")
     assert kinds[last_user - 3:last_user] == ["lore", "reminder", "reminder"], "notes sit before their user message"
+    assert kinds[last_user + 1:] == ["instruction"], "who speaks next comes after the history"
     summaries = [s.source["turns"] for s in prompt.sections if s.kind == "summary"]
     assert summaries == [[1, 2], [3, 3]], "summaries oldest first"
     lore = next(s for s in prompt.sections if s.kind == "lore")
@@ -113,14 +116,30 @@ def test_canon_law_reminder_every_n_turns(turn: int, reminded: bool) -> None:
     assert any(s.kind == "reminder" and "The king is dead." in s.text for s in prompt.sections) is reminded
 
 
-def test_tail_goes_before_the_last_user_message() -> None:
+def test_notes_go_before_the_last_user_message_and_the_instruction_after_it() -> None:
     history = [*conversation(3), msg(7, "user", "What now?", 4)]
     st_ = state(9, [CastState(A, first_turn=1, reset_turn=1)], history, lore=[hit(4, "Lore text.")])
     messages = build_prompt(st_, budget=6000, count=estimate_tokens).messages()
     assert messages[0].role == "system" and "Lore text." not in messages[0].content
+    assert "Ayla" not in messages[0].content.split("\n\n")[0], "the first system line names no speaker"
     assert messages[-1].role == "user"
-    assert messages[-1].content.startswith("Lore text.") and messages[-1].content.endswith("What now?")
+    text, instruction = messages[-1].content.rsplit("\n\n", 1)
+    assert text.startswith("Lore text.") and text.endswith("What now?")
+    assert instruction.startswith("[Ayla speaks next.")
     assert messages[-2].content.startswith("Reply 3"), "earlier turns are untouched"
+
+
+def test_after_a_reply_the_instruction_is_a_last_user_message_and_continue_keeps_it_before_the_reply() -> None:
+    history = [*conversation(3)]
+    st_ = state(9, [CastState(A, first_turn=1, reset_turn=1)], history)
+    messages = build_prompt(st_, budget=6000, count=estimate_tokens).messages()
+    assert messages[-2].content.startswith("Reply 3") and messages[-1].role == "user"
+    assert messages[-1].content.startswith("[Ayla speaks next.")
+    st_ = state(9, [CastState(A, first_turn=1, reset_turn=1)], history, continuing=True)
+    messages = build_prompt(st_, budget=6000, count=estimate_tokens).messages()
+    assert messages[-1].role == "assistant" and messages[-1].content.startswith("Reply 3")
+    assert messages[-2].role == "user" and messages[-2].content.endswith("[Ayla speaks next. " + (
+        messages[-2].content.rsplit("[Ayla speaks next. ", 1)[1]))
 
 
 def test_lore_budget_caps_lore() -> None:

@@ -66,7 +66,7 @@ def test_narrator_mode_does_not_make_everyone_absent(three: Any) -> None:
     assert doc["speaker"] is None
     for name in ("Ayla", "Borin", "Cyra"):
         assert kinds(doc, name) == {"capsule"}, f"{name} was named by the narrator, so never absent"
-    assert "narrator" in doc["sections"][0]["text"]
+    assert "Narrate" in doc["sections"][-1]["text"] and doc["sections"][-1]["placement"] == "tail"
 
 
 def test_auto_mode_answers_with_the_addressed_character(three: Any) -> None:
@@ -75,7 +75,7 @@ def test_auto_mode_answers_with_the_addressed_character(three: Any) -> None:
     fake.enqueue("Hm?")
     status, events = send_streamed(client, chat_id, "Borin, can you fix my sword?")
     assert events[-1]["message"]["speaker_name"] == "Borin"
-    assert "You are Borin" in last_reply_request(fake).json["messages"][0]["content"]
+    assert "[Borin speaks next." in last_reply_request(fake).json["messages"][-1]["content"]
     doc = client.get(f"/api/chats/{chat_id}/prompt").json()
     assert doc["speaker"]["name"] == "Borin"
 

@@ -13,6 +13,7 @@ import pytest
 from tests.cardgen.helpers import ANSWER, DESCRIPTION, WORLD_ANSWER, answer
 from tests.e2e.conftest import PageLog, expect, serve_with_llm
 from tests.fakes import FakeLLM
+from tests.waiting import wait_until
 
 if TYPE_CHECKING:
     from playwright.sync_api import Page
@@ -109,7 +110,7 @@ def test_make_card_from_chat_in_cast_panel(page: Page, fake: FakeLLM, app_url: s
     fake.enqueue(answer())
     page.goto(f"/#/chat/{chat['id']}")
     page.get_by_role("button", name=re.compile("^Cast")).click()
-    page.get_by_role("button", name="Make card from chat: Mira").click()
+    page.get_by_role("button", name="Update card from chat: Mira").click()  # a library character: an update
     expect(page).to_have_url(re.compile(r"#/library/draft$"))
     expect(page.locator("textarea[name=personality]")).to_have_value(ANSWER["personality"])
     sent = fake.last_chat_request().json["messages"][1]["content"]
@@ -119,3 +120,23 @@ def test_make_card_from_chat_in_cast_panel(page: Page, fake: FakeLLM, app_url: s
     stored = httpx.get(f"{app_url}/api/characters/{mira['character_id']}", timeout=10).json()["card"]["data"]
     assert stored["description"] == ANSWER["description"]
     page_log.assert_clean()
+
+
+def test_generation_shows_tokens_so_far_and_cancel_stops_it(page: Page, fake: FakeLLM, app_url: str,
+                                                            page_log: PageLog) -> None:
+    before, cut = _names(app_url), fake.disconnects
+    fake.enqueue(answer())
+    fake.fault("slow", between=0.1)  # about 15 s for the whole card: long enough to watch and cancel
+    page.goto("/#/library")
+    page.get_by_role("button", name="Generate character").click()
+    dialog = page.get_by_role("dialog", name="Generate character")
+    dialog.get_by_label("Description").fill(DESCRIPTION)
+    dialog.get_by_role("button", name="Generate").click()
+    strip = dialog.locator(".llm-tasks")
+    expect(strip).to_contain_text(re.compile(r"Card generation\s*writing · ([3-9]|\d\d+) tokens so far"))
+    dialog.get_by_role("button", name="Cancel Card generation").click()
+    expect(dialog.get_by_role("alert")).to_contain_text("Card generation was cancelled")
+    expect(strip).to_be_hidden()
+    wait_until(lambda: fake.disconnects > cut, what="the model to stop writing")
+    assert _names(app_url) == before
+    assert all(re.search(r"status of 499 ", e) for e in page_log.console_errors), page_log.console_errors

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -18,6 +17,7 @@ import pytest
 
 from tests.e2e.conftest import DESKTOP, PHONE, PageLog, expect, serve_with_llm
 from tests.fakes import FakeLLM
+from tests.waiting import DEFAULT_TIMEOUT, wait_until
 
 if TYPE_CHECKING:
     from playwright.sync_api import Locator, Page
@@ -89,16 +89,10 @@ def send(page: Page, text: str) -> None:
     page.get_by_role("button", name="Send", exact=True).click()
 
 
-def wait_for_text(locator: Locator, min_len: int, timeout: float = 10.0) -> str:
+def wait_for_text(locator: Locator, min_len: int, timeout: float = DEFAULT_TIMEOUT) -> str:
     """Poll a locator's text until it is at least min_len long; returns it."""
-    deadline = time.monotonic() + timeout
-    text = ""
-    while time.monotonic() < deadline:
-        text = locator.text_content() or ""
-        if len(text) >= min_len:
-            return text
-        time.sleep(0.05)
-    raise AssertionError(f"text stayed short: {text!r}")
+    return wait_until(lambda: locator.text_content() or "", until=lambda text: len(text) >= min_len,
+                      timeout=timeout, interval=0.05, what=f"a text of at least {min_len} characters")
 
 
 def test_new_chat_dialog_with_a_pasted_card(page: Page, page_log: PageLog, app_url: str) -> None:
@@ -172,6 +166,35 @@ def test_reply_streams_live_and_survives_a_reload(page: Page, page_log: PageLog,
     assert_clean(page_log)
 
 
+def test_reload_mid_reply_follows_the_reply_to_its_end(page: Page, page_log: PageLog, fake: FakeLLM,
+                                                       app_url: str) -> None:
+    chat = new_chat(app_url)
+    fake.enqueue(LONG_REPLY)
+    page.goto(f"/#/chat/{chat['id']}")
+    send(page, "Tell me a long story")
+    before = wait_for_text(last_reply_text(page), 20)
+
+    requested: list[str] = []
+    page.on("request", lambda request: requested.append(request.url))
+    page.reload()
+    expect(page.get_by_text("A reply is in progress")).to_be_visible()
+    expect(page.get_by_role("button", name="Stop")).to_be_visible()
+    bubble = last_reply_text(page)
+    wait_for_text(bubble, len(before) + 20)  # still growing after the reload
+    expect(bubble).to_have_text(LONG_REPLY, timeout=20_000)
+    expect(page.get_by_role("button", name="Send", exact=True)).to_be_enabled()
+    expect(page.get_by_text("A reply is in progress")).to_be_hidden()
+    expect(page.locator(".msg[data-role=user] .msg-text")).to_have_text("Tell me a long story")
+
+    path = f"/api/chats/{chat['id']}"
+    assert [u for u in requested if u.endswith(f"{path}/stream")], "the page follows the reply's event stream"
+    polls = [u for u in requested if f"{path}/messages" in u]
+    assert len(polls) == 1, f"one load of the messages, no polling: {polls}"
+    stored = stored_messages(app_url, chat["id"])
+    assert (stored[-1]["content"], stored[-1]["status"]) == (LONG_REPLY, "complete")
+    assert_clean(page_log)
+
+
 def test_enter_sends_and_shift_enter_makes_a_new_line(page: Page, page_log: PageLog, fake: FakeLLM,
                                                       app_url: str) -> None:
     chat = new_chat(app_url)
@@ -204,7 +227,9 @@ def test_stop_keeps_the_partial_reply(page: Page, page_log: PageLog, fake: FakeL
     expect(page.get_by_role("button", name="Stop")).to_be_hidden()
     partial = last_reply_text(page).text_content() or ""
     assert 20 <= len(partial) < len(LONG_REPLY) and LONG_REPLY.startswith(partial)
-    time.sleep(0.5)
+    wait_until(lambda: fake.in_flight == 0 and not httpx.get(f"{app_url}/api/chats/{chat['id']}/messages",
+                                                             timeout=10).json()["generating"],
+               what="the backend generation to end after Stop")
     assert last_reply_text(page).text_content() == partial, "no more text after Stop"
     assert stored_messages(app_url, chat["id"])[-1]["content"] == partial
 
@@ -221,13 +246,13 @@ def test_regenerate_makes_a_swipe_and_arrows_switch(page: Page, page_log: PageLo
     page.goto(f"/#/chat/{chat['id']}")
     send(page, "Tell me something")
     expect(last_reply_text(page)).to_have_text("First answer.")
-    expect(page.locator(".swipes")).to_have_count(0)
+    expect(replies(page).last.locator(".swipe-count")).to_have_text("1/1")  # the arrows are always on the newest
 
     page.get_by_role("button", name="Regenerate").click()
     expect(last_reply_text(page)).to_have_text("Second answer.")
     swipes = replies(page).last.locator(".swipes")
     expect(swipes.locator(".swipe-count")).to_have_text("2/2")
-    expect(swipes.get_by_role("button", name="Next version")).to_be_disabled()
+    expect(swipes.get_by_role("button", name="Write a new version")).to_be_enabled()  # → past the newest writes one
 
     swipes.get_by_role("button", name="Previous version").click()
     expect(last_reply_text(page)).to_have_text("First answer.")

@@ -294,11 +294,11 @@ def test_character_editor_visual_tags(page: Page, app_url: str, page_log: PageLo
     section.get_by_role("button", name="Make Danbooru tags").click()
     expect(tags).not_to_have_value(MIRA_TAGS)
     expect(tags).to_have_value(re.compile(r"red_hair"))
-    expect(page.get_by_text("All changes saved")).to_be_visible()  # the card form is not dirty
+    expect(page.get_by_text("Unsaved changes")).to_be_visible()  # the suggestion waits for the one Save
     section.get_by_label("Gender").select_option("other")
     tags.fill("1girl, short_hair, freckles")
-    section.get_by_role("button", name="Save appearance").click()
-    expect(section.get_by_role("status")).to_have_text("Saved")
+    page.get_by_role("button", name="Save", exact=True).click()
+    expect(page.get_by_text("All changes saved")).to_be_visible()
     stored = httpx.get(f"{app_url}/api/characters/{cid}", timeout=10).json()
     assert stored["gender"] == "other" and stored["visual_tags"] == "1girl, short_hair, freckles"
     assert stored["card"]["data"]["extensions"]["neuralrp"]["visual_tags"] == "1girl, short_hair, freckles"

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -20,6 +19,7 @@ import pytest
 from tests.conftest import FIXTURES
 from tests.e2e.conftest import DESKTOP, PHONE, PageLog, expect, serve_with_llm
 from tests.fakes import FakeLLM
+from tests.waiting import wait_until
 
 if TYPE_CHECKING:
     from playwright.sync_api import Locator, Page
@@ -107,24 +107,19 @@ def shown_kinds(panel: Locator) -> list[str]:
     return panel.locator(".insp-item").evaluate_all("els => els.map((e) => e.dataset.kind)")  # type: ignore[no-any-return]
 
 
-def wait_until(check: Callable[[], bool], timeout: float = 10.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
-
-
 def sync_inspector(page: Page, app_url: str, chat_id: int) -> dict[str, Any]:
     """Refresh the inspector until it shows the same total as the API; returns the API's prompt."""
     panel = inspector(page)
-    deadline = time.monotonic() + 10
-    while True:
+
+    def refreshed() -> tuple[str | None, dict[str, Any]]:
         doc = prompt_doc(app_url, chat_id)
         panel.get_by_role("button", name="Refresh").click()
         expect(panel.get_by_role("button", name="Refresh")).to_be_enabled()
-        if panel.locator(".insp-total-tokens").text_content() == f"{doc['total_tokens']:,}":
-            return doc
-        assert time.monotonic() < deadline, "the inspector never matched the API"
+        return panel.locator(".insp-total-tokens").text_content(), doc
+
+    _, doc = wait_until(refreshed, until=lambda seen: seen[0] == f"{seen[1]['total_tokens']:,}", interval=0,
+                        what="the inspector to show the API's prompt total")
+    return doc
 
 
 def test_inspector_matches_the_prompt_and_follows_mode_and_cast(
@@ -153,6 +148,20 @@ def test_inspector_matches_the_prompt_and_follows_mode_and_cast(
     expect(panel.locator(".insp-overview")).to_contain_text(f"{doc['reply_reserve']:,} reserved for the reply")
     tokens = panel.locator(".insp-tokens").evaluate_all("els => els.map((e) => e.textContent)")
     assert tokens == [f"{s['tokens']:,} tok" for s in doc["sections"]]
+
+    # the KV-cache prefix: the marker sits before the first section the server must read again (an ordinary
+    # turn: the last reply, after the cached prompt), and lore is shown against its budget
+    at = doc["prefix"]["index"]
+    assert doc["prefix"]["ordinary"] and doc["sections"][at]["kind"] == "history"
+    marker = panel.locator(".insp-break")
+    expect(marker).to_have_count(1)
+    expect(marker).to_contain_text("Prefix breaks here")
+    expect(marker).to_contain_text(doc["prefix"]["reason"])
+    expect(panel.locator(".insp-break + .insp-item")).to_have_attribute("data-kind", "history")
+    assert panel.locator(".insp-sections > li").nth(at).get_attribute("class") == "insp-break"
+    expect(panel.locator(".insp-cache")).to_contain_text(f"{doc['prefix']['kept_tokens']:,}")
+    expect(panel.locator(".insp-lore-tokens")).to_have_text(f"{doc['lore']['tokens']:,}")
+    expect(panel.locator(".insp-lore")).to_contain_text(f"of {doc['lore']['budget']:,} tokens")
 
     lore_index = next(i for i, s in enumerate(doc["sections"]) if s["kind"] == "lore")
     lore = doc["sections"][lore_index]
@@ -192,12 +201,12 @@ def test_inspector_matches_the_prompt_and_follows_mode_and_cast(
     narrator.check()
     expect(narrator).to_be_checked()
     wait_until(lambda: api(app_url, "GET", f"/api/chats/{chat['id']}")["mode"] == "narrator", what="narrator mode")
-    system_row = panel.locator(".insp-item[data-kind=system]")
-    expect(system_row.locator(".insp-source")).to_have_text("narrator mode")
-    system_row.locator("summary").click()
-    expect(system_row.locator(".insp-text")).to_contain_text("narrator")
+    instruction_row = panel.locator(".insp-item[data-kind=instruction]")
+    expect(instruction_row.locator(".insp-source")).to_have_text("the narrator · narrator mode")
+    instruction_row.locator("summary").click()
+    expect(instruction_row.locator(".insp-text")).to_contain_text("Narrate")
     expect(panel.locator(".insp-speaker")).to_contain_text("the narrator")
-    assert "narrator" in prompt_doc(app_url, chat["id"])["sections"][0]["text"]
+    assert "Narrate" in prompt_doc(app_url, chat["id"])["sections"][-1]["text"]
 
     # cast: Borin leaves -> no card or capsule of his in the inspector
     borin_rows = panel.locator(".insp-item[data-kind=card_full], .insp-item[data-kind=capsule]").filter(
@@ -343,6 +352,23 @@ def test_summaries_window(page: Page, page_log: PageLog, app_url: str, library: 
     page.keyboard.press("Escape")
     expect(dialog).to_be_hidden()
     expect(page.get_by_role("button", name="Summaries")).to_be_focused()
+    assert_clean(page_log)
+
+
+def test_a_rejected_capsule_is_explained_in_the_inspector(page: Page, page_log: PageLog, app_url: str, fake: FakeLLM,
+                                                         library: dict[str, int]) -> None:
+    chat = new_chat(app_url, [library["Cyra"]])
+    add_turns(app_url, chat["id"], ["Hello.", "How are you?"])
+    fake.enqueue("Turn three reply.", "[Cyra - a seer, kind of gal. {END}]")
+    add_turns(app_url, chat["id"], ["Tell me my future."])
+    wait_until(lambda: prompt_doc(app_url, chat["id"])["background"], what="the capsule rejection")
+    page.goto(f"/#/chat/{chat['id']}")
+    page.get_by_role("button", name="Prompt").click()
+    note = inspector(page).locator(".insp-bg-note")
+    expect(note).to_have_count(1)
+    expect(note).to_contain_text("Capsule for Cyra: the model's answer was rejected (it contains template junk")
+    expect(note).to_contain_text("The previous one stays in use; tried again in about")
+    expect(note.locator(".insp-bg-answer")).to_have_text("[Cyra - a seer, kind of gal. {END}]")
     assert_clean(page_log)
 
 

@@ -400,8 +400,9 @@ def test_start_chat_and_delete(page: Page, page_log: PageLog, seeded: str) -> No
     dialog = page.get_by_role("dialog", name="Delete Seraphina?")
     expect(dialog).to_be_visible()
     expect(dialog.get_by_role("button", name="Cancel")).to_be_focused()
-    dialog.get_by_role("button", name="Delete").click()
-    expect(page.locator(".lib-savebar").get_by_role("alert")).to_contain_text("chat")
+    expect(dialog.get_by_role("group", name="Seraphina is in 1 chat")).to_be_visible()  # what to do with it
+    expect(dialog.get_by_role("radio", name=re.compile("Keep the 1 chat"))).to_be_checked()
+    dialog.get_by_role("button", name="Cancel").click()
     expect(page).to_have_url(re.compile(r"#/library/character/\d+$"))
 
     spare = {"spec": "chara_card_v2", "spec_version": "2.0", "data": {"name": "Spare Sam", "first_mes": "Hi."}}

@@ -1,4 +1,4 @@
-"""The real llama-cpp-python server with the gemma3-270m demo GGUF: protocol checks, not content."""
+"""The real llama-cpp-python server with the SmolLM2 demo GGUF: protocol checks, not content."""
 
 from __future__ import annotations
 

@@ -40,6 +40,12 @@ PAYLOADS = [
 ]
 EVIL = " ".join(PAYLOADS)
 NAME = "Mal<img src=x onerror=alert(1)>ory"
+# Resolves once every image has loaded or failed (so its onload/onerror has fired), then after the next frame
+# and one more task (so toggle events and other queued handlers have run too).
+SETTLED = """() => Promise.all(Array.from(document.images, (img) => img.complete ? null : new Promise((done) => {
+    img.addEventListener("load", done, {once: true});
+    img.addEventListener("error", done, {once: true});
+}))).then(() => new Promise((done) => requestAnimationFrame(() => setTimeout(done))))"""
 SINKS = ("script:not([src]), iframe, object, embed, img[src='x'], [onerror], [onload], [ontoggle], "
          "a[href^='javascript' i], style:not([data-app])")
 
@@ -108,7 +114,7 @@ def guarded(page: Page) -> Iterator[tuple[Page, list[str]]]:
 
 def assert_inert(page: Page, dialogs: list[str]) -> None:
     """No payload ran, no dangerous node was built from card text, and the page is still visible."""
-    page.wait_for_timeout(300)  # let onerror/onload handlers of any injected node fire
+    page.evaluate(SETTLED)  # any onerror/onload/ontoggle handler of an injected node has had its chance to run
     assert page.evaluate("window.__xss") == 0
     assert dialogs == []
     found = page.evaluate(f"Array.from(document.querySelectorAll({SINKS!r}), (n) => n.outerHTML.slice(0, 120))")

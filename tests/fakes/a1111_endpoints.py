@@ -51,6 +51,7 @@ class A1111Endpoints:
     job: Job | None
     last_job: Job | None
     interrupts: int
+    kobold_version: str
 
     def _initial_options(self) -> dict[str, Any]:
         """The settings dict GET /options returns."""
@@ -152,5 +153,5 @@ class A1111Endpoints:
 
     async def _kcpp_version(self, request: Request) -> dict[str, Any]:
         """GET /api/extra/version (KoboldCpp)."""
-        return {"result": "KoboldCpp", "version": "1.102", "protected": False, "txt2img": bool(self.models),
+        return {"result": "KoboldCpp", "version": self.kobold_version, "protected": False, "txt2img": bool(self.models),
                 "vision": False, "transcribe": False}

@@ -16,6 +16,17 @@
   (one handler, `init_images` optional) answering one plain PNG, `"parameters": {}`, `"info": ""`,
   `"animated": false`; `/api/extra/version`.  No schedulers, progress, interrupt or POST options (404).
 * "noapi": the webui without `--api`: every `/sdapi/v1/*` path is 404 `{"detail": "Not Found"}`.
+* "forge": the a1111 routes plus `GET /sdapi/v1/sd-modules` (Forge's VAE/text-encoder list).
+* "sdnext": the a1111 routes plus `GET /sdapi/v1/checkpoint`, and its `/sdapi/v1/schedulers` lists its
+  samplers as `{name, cls, options}` (SD.Next modules/api/endpoints.py `get_schedulers`: diffusers schedulers
+  are its samplers; it has no A1111-style scheduler).
+
+KoboldCpp (`kobold_version`, "1.102" by default), as koboldcpp.py `sd_generate` reads a request: 1.102 takes
+`scheduler` (lower-cased; `fake.kobold_seen` records what it used), clamps `steps` to 1..80 and `cfg_scale`
+to 1..25 without saying so, and uses `mask`; 1.76 has no scheduler and no mask (it repaints the whole
+picture) and floors sizes to multiples of 64. A failed generation still answers 200 with `images: [""]`
+(`fault("kobold_fail")`). `api_auth="user:password"` is A1111's `--api-auth`: every `/sdapi/v1` route then
+wants HTTP Basic and answers 401 "Incorrect username or password" (modules/api/api.py `Api.auth`).
 
 Progress: while a generation runs (`delay` seconds, or a `slow` fault), `/progress` reports
 `progress` = elapsed / duration (0.01..0.99), `eta_relative`, `state.job_count` 1 and sampling steps.
@@ -62,7 +73,7 @@ from .a1111_params import (
 from .a1111_png import build_infotext, decode_image, make_png
 from .base import FakeServerBase, Faults, RecordedRequest, kobold_not_found, parse_json
 
-VARIANTS = ("a1111", "koboldcpp", "noapi")
+VARIANTS = ("a1111", "koboldcpp", "noapi", "forge", "sdnext")
 TXT2IMG_PATH = "/sdapi/v1/txt2img"
 IMG2IMG_PATH = "/sdapi/v1/img2img"
 VERSION = "v1.10.1"
@@ -86,6 +97,7 @@ class FakeA1111(A1111Endpoints, FakeServerBase):
     fault_kinds = {
         "status": frozenset({"code", "error", "detail", "errors", "body"}),
         "slow": frozenset({"seconds"}),
+        "kobold_fail": frozenset(),
     }
     default_fault_paths = (TXT2IMG_PATH, IMG2IMG_PATH)
 
@@ -97,6 +109,8 @@ class FakeA1111(A1111Endpoints, FakeServerBase):
         delay: float = 0.0,
         max_side: int = 1024,
         seed: int = 1234,
+        kobold_version: str = "1.102",
+        api_auth: str | None = None,
     ) -> None:
         if variant not in VARIANTS:
             raise ValueError(f"variant must be one of {VARIANTS}, not {variant!r}")
@@ -113,6 +127,9 @@ class FakeA1111(A1111Endpoints, FakeServerBase):
         self.generations = 0
         self.interrupts = 0
         self._locks: dict[int, asyncio.Lock] = {}
+        self.kobold_version = kobold_version
+        self.kobold_seen: dict[str, Any] = {}
+        self.api_auth = api_auth
         getattr(self, f"_{variant}_routes")()
 
     # ---- public helpers
@@ -153,6 +170,28 @@ class FakeA1111(A1111Endpoints, FakeServerBase):
         ]:
             self._route("POST", f"/sdapi/v1/{path}", endpoint)
 
+    def _forge_routes(self) -> None:
+        """Forge: the A1111 routes plus its module list."""
+        self._a1111_routes()
+        self._route("GET", "/sdapi/v1/sd-modules", self._empty_list)
+
+    def _sdnext_routes(self) -> None:
+        """SD.Next: the A1111 routes, its checkpoint route, and "schedulers" that are its samplers."""
+        self._a1111_routes()
+        self.app.router.routes = [r for r in self.app.router.routes
+                                  if getattr(r, "path", "") != "/sdapi/v1/schedulers"]
+        self._route("GET", "/sdapi/v1/schedulers", self._sdnext_schedulers)
+        self._route("GET", "/sdapi/v1/checkpoint", self._sdnext_checkpoint)
+
+    async def _sdnext_schedulers(self, request: Request) -> list[dict[str, Any]]:
+        """SD.Next's /schedulers: its sampler list with diffusers class names."""
+        return [{"name": s["name"], "cls": s["name"].replace(" ", "") + "Scheduler", "options": {}}
+                for s in await self._samplers(request)]
+
+    async def _sdnext_checkpoint(self, request: Request) -> dict[str, Any]:
+        """SD.Next's GET /sdapi/v1/checkpoint."""
+        return {"type": "sd", "class": "StableDiffusionPipeline", "title": self.options.get("sd_model_checkpoint")}
+
     def _koboldcpp_routes(self) -> None:
         """KoboldCpp's partial emulation of the A1111 API."""
         self._route("GET", "/sdapi/v1/sd-models", self._sd_models)
@@ -177,7 +216,10 @@ class FakeA1111(A1111Endpoints, FakeServerBase):
         return JSONResponse({"detail": getattr(exc, "detail", "")}, status_code=status)
 
     def _early_response(self, record: RecordedRequest, faults: Faults) -> Response | None:
-        """Apply `status` faults before routing."""
+        """Refuse requests without the `--api-auth` login; apply `status` faults before routing."""
+        if self.api_auth and record.path.startswith("/sdapi/") and not self._logged_in(record):
+            return JSONResponse({"detail": "Incorrect username or password"}, status_code=401,
+                                headers={"WWW-Authenticate": "Basic"})
         if "status" not in faults:
             return None
         params = faults["status"]
@@ -189,6 +231,15 @@ class FakeA1111(A1111Endpoints, FakeServerBase):
                 else (params.get("detail") or "Error parsing input.", "bad_input")
             return JSONResponse({"detail": {"msg": msg, "type": kind}}, status_code=code)
         return a1111_error(code, params.get("error"), params.get("detail", ""), params.get("errors", ""))
+
+    def _logged_in(self, record: RecordedRequest) -> bool:
+        """Whether the request carries the HTTP Basic login `api_auth` names."""
+        scheme, _, token = record.headers.get("authorization", "").partition(" ")
+        try:
+            given = base64.b64decode(token).decode() if scheme.lower() == "basic" else ""
+        except ValueError:
+            return False
+        return bool(self.api_auth) and given in str(self.api_auth).split(",")
 
     # ---- generation
 
@@ -345,12 +396,27 @@ class FakeA1111(A1111Endpoints, FakeServerBase):
         if not isinstance(body, dict):
             return JSONResponse({"detail": {"msg": "Error parsing input.", "type": "bad_input"}}, status_code=500)
         try:
-            steps = min(80, max(1, int(body.get("steps", 20))))
-            width, height = int(body.get("width", 512)), int(body.get("height", 512))
-            seed = int(body.get("seed", -1))
+            self.kobold_seen = self._kcpp_read(body)
         except (TypeError, ValueError):
             return JSONResponse({"detail": {"msg": "Error parsing input.", "type": "bad_input"}}, status_code=500)
-        await self._run_job("kcpp", steps, request.scope.get("fake.faults", {}))
-        seed = seed if seed != -1 else self.rng.randrange(2**32)
-        image = base64.b64encode(make_png(width, height, seed, None, self.max_side)).decode()
+        faults = request.scope.get("fake.faults", {})
+        await self._run_job("kcpp", self.kobold_seen["steps"], faults)
+        if "kobold_fail" in faults:  # koboldcpp.py: a failed sd_generate still answers 200, with an empty image
+            return JSONResponse({"images": [""], "parameters": {}, "info": "", "animated": False})
+        seed = self.kobold_seen["seed"] if self.kobold_seen["seed"] != -1 else self.rng.randrange(2**32)
+        image = base64.b64encode(make_png(self.kobold_seen["width"], self.kobold_seen["height"], seed, None,
+                                          self.max_side)).decode()
         return JSONResponse({"images": [image], "parameters": {}, "info": "", "animated": False})
+
+    def _kcpp_read(self, body: dict[str, Any]) -> dict[str, Any]:
+        """What KoboldCpp's sd_generate takes from a request (1.102, or 1.76 when kobold_version says so)."""
+        new = tuple(int(p) for p in self.kobold_version.split(".")[:2]) >= (1, 102)
+        width, height = int(body.get("width", 512)), int(body.get("height", 512))
+        if not new:
+            width, height = width - width % 64, height - height % 64
+        return {"steps": min(80, max(1, int(body.get("steps", 20)))),
+                "cfg_scale": min(25.0, max(1.0, float(body.get("cfg_scale", 5)))),
+                "width": width, "height": height, "seed": int(body.get("seed", -1)),
+                "sampler": str(body.get("sampler_name") or "default").lower(),
+                "scheduler": str(body.get("scheduler") or "default").lower() if new else None,
+                "mask": bool(body.get("mask")) if new else False}

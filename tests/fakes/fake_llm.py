@@ -6,7 +6,15 @@ hang_timeout=30.0, loaded=True, trained_context=131072, modelfile_num_ctx=None)`
 base_url="http://fake")` (that transport buffers whole responses, so streams arrive complete) or on a real port
 with `tests.fakes.live.LiveServer`.
 
-Flavours (see shared/reference/api-contracts.md §3): "llamacpp", "koboldcpp", "tabbyapi", "ollama", "openai".
+Flavours (see shared/reference/api-contracts.md §3): "llamacpp", "koboldcpp", "tabbyapi", "ollama", "openai",
+"llamacpp_python" (llama-cpp-python 0.3.36's server: `/extras/tokenize[/count]`, CRLF SSE, no /props).
+What each does with prompts, samplers, Continue and thinking as the real server does is in `llm_dialects`
+(`fake.prompts`: the prompt text the server would feed its model; `fake.samplers`: the sampler values it
+would use). More options: `version` (KoboldCpp's, "1.102" by default; "1.76" has no placeholders),
+`thinking` (text a thinking model writes first: llama.cpp `reasoning_content`, Ollama `thinking`),
+`legacy_errors` (llama.cpp's old `error:` stream lines), and for Ollama `capabilities` of the main model,
+`others` (more models: dicts with name, capabilities, family, modified_at) and `tags_capabilities` (False: an
+Ollama whose /api/tags lists no capabilities; /api/show still does).
 They differ in stream chunk shapes (role in every delta for koboldcpp, never for tabbyapi, first chunk for
 ollama/openai, a role-only first chunk for llamacpp), finish chunks, CRLF framing and `: ping` comments
 (tabbyapi), the `[DONE]` terminator (`kobold_legacy=True`: `"finish_reason": "null"` strings and a final
@@ -38,7 +46,7 @@ Recording: every request lands in `fake.requests` as a `RecordedRequest(method, 
 time, query, body)`.  Helpers: `requests_to(path)`, `last_request(path=None)`, `chat_requests()`,
 `last_chat_request()`, `completion_requests()`, `last_completion_request()`.  Counters: `disconnects`
 (client left while a response was still being produced), `aborts` (koboldcpp `/api/extra/abort`),
-`generations`; `in_flight` is the number of running generations.  `wait_for_disconnect(timeout)` (sync)
+`generations`; `in_flight` is the number of running generations.  `wait_for_disconnect(timeout=30)` (sync)
 and `await wait_disconnect(timeout)` block until at least one disconnect was seen.
 
 Faults: `fake.fault(kind, times=1, path=None, **params)` arms a fault for the next `times` matching
@@ -55,10 +63,13 @@ faults that match a request apply to it together.  Kinds and parameters:
 * `slow`: `first=0.0`, `between=0.0` - seconds before the first chunk (or the JSON body) and between chunks.
 * `cut`: `after=2` - send `after` data chunks, then close without finish chunk or `[DONE]` (native: without
   the `done` line).
+* `interrupt`: `after=2` - send `after` data chunks, then `[DONE]` with no finish chunk (what llama-cpp-python
+  sends when another request interrupts a stream; native: like `cut`).
 * `malformed`: `after=1`, `text="{not json"` - insert a garbage `data:` line (native: a garbage line) after
   `after` chunks.
 * `error_event`: `after=1`, `message="generation failed"` - after `after` chunks send the flavour's
-  mid-stream error (llamacpp `error: {...}` line, tabbyapi/ollama/openai `data: {"error": ...}`, Ollama native
+  mid-stream error (llamacpp `data: {"error": {...}}`, with legacy_errors an `error: {...}` line;
+  tabbyapi/ollama/openai `data: {"error": ...}`, Ollama native
   a `{"error": "..."}` line, koboldcpp just ends the stream) and close.
 * `hang`: `after=1` - after `after` chunks stall until the client disconnects (counted in `disconnects`),
   a koboldcpp abort, or `hang_timeout` seconds.  Non-stream requests hang before the body is sent.
@@ -71,10 +82,8 @@ endpoints) and `base` (recording and fault book-keeping shared with `FakeA1111`)
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import threading
-import time
 from collections import deque
 from collections.abc import Iterable
 from typing import Any
@@ -83,13 +92,17 @@ from fastapi import Request
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from tests.waiting import DEFAULT_TIMEOUT, async_wait_until
+
 from .base import FakeServerBase, Faults, RecordedRequest, parse_json
+from .llm_dialects import LLMDialects
 from .llm_info import LLMInfoEndpoints
 from .llm_shapes import (
     CHAT_PATH,
     COMPLETIONS_PATH,
     FLAVOURS,
     NATIVE_CHAT_PATH,
+    NATIVE_GENERATE_PATH,
     Generation,
     Shapes,
     error_body,
@@ -108,10 +121,11 @@ _DEFAULT_MODELS = {
     "ollama": "llama3.2:latest",
     "llamacpp": "/models/llama-3.1-8b-instruct-q4_k_m.gguf",
     "openai": "gpt-fake",
+    "llamacpp_python": "smollm2-135m-instruct",
 }
 
 
-class FakeLLM(LLMInfoEndpoints, LLMStreaming, FakeServerBase):
+class FakeLLM(LLMInfoEndpoints, LLMStreaming, LLMDialects, FakeServerBase):
     """An OpenAI-compatible fake LLM server with the quirks of one real backend (`flavour`)."""
 
     fault_kinds = {
@@ -119,11 +133,12 @@ class FakeLLM(LLMInfoEndpoints, LLMStreaming, FakeServerBase):
         "context_overflow": frozenset(),
         "slow": frozenset({"first", "between"}),
         "cut": frozenset({"after"}),
+        "interrupt": frozenset({"after"}),
         "malformed": frozenset({"after", "text"}),
         "error_event": frozenset({"after", "message"}),
         "hang": frozenset({"after"}),
     }
-    default_fault_paths = (CHAT_PATH, COMPLETIONS_PATH, NATIVE_CHAT_PATH)
+    default_fault_paths = (CHAT_PATH, COMPLETIONS_PATH, NATIVE_CHAT_PATH, NATIVE_GENERATE_PATH)
 
     def __init__(
         self,
@@ -138,6 +153,13 @@ class FakeLLM(LLMInfoEndpoints, LLMStreaming, FakeServerBase):
         loaded: bool = True,
         trained_context: int = 131072,
         modelfile_num_ctx: int | None = None,
+        version: str = "1.102",
+        thinking: str = "",
+        legacy_errors: bool = False,
+        capabilities: list[str] | None = None,
+        others: list[dict[str, Any]] | None = None,
+        tags_capabilities: bool = True,
+        slots: int = 1,
     ) -> None:
         if flavour not in FLAVOURS:
             raise ValueError(f"flavour must be one of {FLAVOURS}, not {flavour!r}")
@@ -158,7 +180,18 @@ class FakeLLM(LLMInfoEndpoints, LLMStreaming, FakeServerBase):
         self._disconnected = threading.Event()
         self._streams: set[StreamState] = set()
         self._ids = itertools.count(1)
-        self._shapes = Shapes(flavour, kobold_legacy)
+        self._shapes = Shapes(flavour, kobold_legacy, legacy_errors)
+        self.version = version
+        self.thinking = thinking
+        self.capabilities = capabilities or ["completion", "tools", *(["thinking"] if thinking else [])]
+        self.others = others or []
+        self.tags_capabilities = tags_capabilities
+        self.slots = slots  # llama.cpp: /props total_slots; an `id_slot` past them is refused
+        self.prompts: list[str] = []
+        self.samplers: list[dict[str, Any]] = []
+        self.stop_reason = -1  # KoboldCpp's last stop reason: 0 out of tokens, 1 EOS, 2 stop string
+        if flavour == "llamacpp_python":
+            self.app.title = "\U0001f999 llama.cpp Python API"  # llama_cpp/server/app.py create_app
         self._add_routes()
 
     # ---- public helpers
@@ -196,17 +229,16 @@ class FakeLLM(LLMInfoEndpoints, LLMStreaming, FakeServerBase):
         """Number of generations currently being produced."""
         return len(self._streams)
 
-    def wait_for_disconnect(self, timeout: float = 5.0) -> bool:
+    def wait_for_disconnect(self, timeout: float = DEFAULT_TIMEOUT) -> bool:
         """Block until a client disconnect was seen; False on timeout."""
         return self._disconnected.wait(timeout)
 
-    async def wait_disconnect(self, timeout: float = 5.0) -> bool:
+    async def wait_disconnect(self, timeout: float = DEFAULT_TIMEOUT) -> bool:
         """Await a client disconnect without blocking the event loop; False on timeout."""
-        deadline = time.monotonic() + timeout
-        while not self._disconnected.is_set():
-            if time.monotonic() >= deadline:
-                return False
-            await asyncio.sleep(0.01)
+        try:
+            await async_wait_until(self._disconnected.is_set, timeout=timeout, what="a client disconnect")
+        except AssertionError:
+            return False
         return True
 
     # ---- routes
@@ -244,6 +276,8 @@ class FakeLLM(LLMInfoEndpoints, LLMStreaming, FakeServerBase):
         """Whether the request carries the API key (health/root endpoints are open)."""
         if record.path in ("/health", "/") or (self.flavour == "ollama" and record.path.startswith("/api/")):
             return True
+        if self.flavour == "tabbyapi" and record.path == "/.well-known/serviceinfo":
+            return True  # TabbyAPI endpoints/core/router.py: no check_api_key on this route
         bearer = record.headers.get("authorization", "")
         if bearer == f"Bearer {self.api_key}":
             return True
@@ -265,10 +299,10 @@ class FakeLLM(LLMInfoEndpoints, LLMStreaming, FakeServerBase):
         if not isinstance(body, dict):
             return JSONResponse(error_body(self.flavour, 400, "Invalid JSON body"), status_code=400)
         faults: Faults = request.scope.get("fake.faults", {})
-        rejected = self._reject(body, faults)
+        rejected = self._reject(body, faults) or self._prefill_refused(body) or self._tabby_unloaded()
         if rejected is not None:
             return rejected
-        gen = self._plan(body, kind)
+        gen = self._plan(self._note_request(body, kind), kind)
         if body.get("stream"):
             return StreamBody(self._stream(gen, faults), self._note_disconnect)
         if "slow" in faults or "hang" in faults:
@@ -278,6 +312,13 @@ class FakeLLM(LLMInfoEndpoints, LLMStreaming, FakeServerBase):
 
     async def _ollama_chat(self, request: Request) -> Response:
         """POST /api/chat (Ollama native): NDJSON stream unless `stream` is false."""
+        return await self._ollama_native(request, "chat")
+
+    async def _ollama_generate(self, request: Request) -> Response:
+        """POST /api/generate (Ollama native): `response` instead of `message`; `raw` skips the template."""
+        return await self._ollama_native(request, "generate")
+
+    async def _ollama_native(self, request: Request, kind: str) -> Response:
         body = parse_json(await request.body())
         faults: Faults = request.scope.get("fake.faults", {})
         rejected = self._native_reject(body, faults)
@@ -286,14 +327,21 @@ class FakeLLM(LLMInfoEndpoints, LLMStreaming, FakeServerBase):
         assert isinstance(body, dict)
         options = body.get("options") if isinstance(body.get("options"), dict) else {}
         self._ollama_load(options.get("num_ctx"))
-        gen = self._plan({**body, "stop": options.get("stop"), "max_tokens": options.get("num_predict")}, "chat")
+        body = self._note_request(body, kind)
+        gen = self._plan({**body, "stop": options.get("stop"), "max_tokens": options.get("num_predict")}, kind)
+        done = self._shapes.native_done(gen, gen.text, "".join(gen.thinking))
         if body.get("stream", True):
             return StreamBody(self._stream(gen, faults, native=True), self._note_disconnect,
                               media_type="application/x-ndjson")
         if "slow" in faults or "hang" in faults:
-            return StreamBody(self._slow_json(self._shapes.native_done(gen, gen.text), faults),
-                              self._note_disconnect, media_type="application/json")
-        return JSONResponse(self._shapes.native_done(gen, gen.text))
+            return StreamBody(self._slow_json(done, faults), self._note_disconnect, media_type="application/json")
+        return JSONResponse(done)
+
+    def _tabby_unloaded(self) -> Response | None:
+        """TabbyAPI with no model loaded answers 503 (common/model.py check_model_container)."""
+        if self.flavour == "tabbyapi" and not self.loaded:
+            return JSONResponse(error_body("tabbyapi", 503), status_code=503)
+        return None
 
     def _native_reject(self, body: Any, faults: Faults) -> Response | None:
         """Native /api/chat rejections: bad body, no or unknown model, an armed context overflow."""
@@ -320,8 +368,11 @@ class FakeLLM(LLMInfoEndpoints, LLMStreaming, FakeServerBase):
         if self.flavour == "ollama" and not self._ollama_known(body.get("model")):
             error = error_body("ollama", 404, model=str(body.get("model") or ""))
             return JSONResponse(error, status_code=404)
+        slot = body.get("id_slot", -1)
+        if self.flavour == "llamacpp" and slot != -1 and not (isinstance(slot, int) and 0 <= slot < self.slots):
+            return JSONResponse(error_body("llamacpp", 400, "Invalid slot ID"), status_code=400)
         n_prompt = prompt_tokens(body)
-        strict = self.flavour in ("tabbyapi", "llamacpp", "openai")
+        strict = self.flavour in ("tabbyapi", "llamacpp", "openai", "llamacpp_python")
         if "context_overflow" in faults or (strict and n_prompt > self.context_length):
             n_shown = n_prompt if n_prompt > self.context_length else self.context_length + 1
             return JSONResponse(overflow_body(self.flavour, n_shown, self.context_length), status_code=400)
@@ -331,18 +382,21 @@ class FakeLLM(LLMInfoEndpoints, LLMStreaming, FakeServerBase):
         """Pick the reply, apply stop strings and max_tokens, and build a Generation."""
         self.generations += 1
         text = self.replies.popleft() if self.replies else self._default_reply(body)
-        text, _ = _apply_stop(text, body.get("stop", body.get("stop_sequence")))
-        pieces = split_reply(text)
-        finish = "stop"
+        text, stopped = _apply_stop(text, body.get("stop", body.get("stop_sequence")))
+        pieces, thinking = split_reply(text), split_reply(self.thinking) if self._thinks(body) else []
+        finish, self.stop_reason = "stop", (2 if stopped else 1)
         limit = self._max_tokens(body)
-        if limit is not None and len(pieces) > limit:
-            pieces, finish = pieces[:limit], "length"
+        if limit is not None and len(thinking) + len(pieces) > limit:  # thinking uses up the same budget
+            thinking, pieces = thinking[:limit], pieces[:max(0, limit - len(thinking))]
+            finish, self.stop_reason = "length", 0
+        if self.flavour == "koboldcpp" and self.stop_reason != 1:
+            finish = "length"  # koboldcpp.py: `"length" if stopreason != 1`, a stop string included
         model = str(body.get("model") or self.model) if self.flavour == "ollama" else self.model
         prefix = "chatcmpl" if kind == "chat" else "cmpl"
         options = body.get("stream_options") or {}
         include_usage = bool(isinstance(options, dict) and options.get("include_usage"))
         return Generation(kind, pieces, finish, prompt_tokens(body), model, f"{prefix}-fake{next(self._ids)}",
-                    include_usage)
+                          include_usage, thinking)
 
     def _default_reply(self, body: dict[str, Any]) -> str:
         """`Reply N to: <start of the last user message>`."""
@@ -364,6 +418,7 @@ class FakeLLM(LLMInfoEndpoints, LLMStreaming, FakeServerBase):
             "tabbyapi": ("max_tokens", "max_completion_tokens", "max_length"),
             "koboldcpp": ("max_tokens", "max_completion_tokens"),
             "openai": ("max_completion_tokens", "max_tokens"),
+            "llamacpp_python": ("max_tokens",),
         }[self.flavour]
         for name in names:
             value = body.get(name)

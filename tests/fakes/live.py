@@ -3,7 +3,7 @@
     with LiveServer(fake.app) as server:
         httpx.get(server.url + "/v1/models")
 
-`LiveServer(app, host="127.0.0.1", port=0, startup_timeout=10.0, graceful_timeout=1.0)` starts uvicorn in a
+`LiveServer(app, host="127.0.0.1", port=0, startup_timeout=30.0, graceful_timeout=1.0)` starts uvicorn in a
 daemon thread on `start()`/`__enter__`, waits until it accepts connections (the app's lifespan startup
 included), and exposes `.port` and `.url`.  `stop()`/`__exit__` sets `should_exit` and joins the thread;
 requests still hanging after `graceful_timeout` seconds are cancelled.  Also usable as an async context
@@ -16,13 +16,14 @@ import os
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 import httpx
 import uvicorn
+
+from tests.waiting import DEFAULT_TIMEOUT, wait_until
 
 
 class LiveServer:
@@ -34,7 +35,7 @@ class LiveServer:
         *,
         host: str = "127.0.0.1",
         port: int = 0,
-        startup_timeout: float = 10.0,
+        startup_timeout: float = DEFAULT_TIMEOUT,
         graceful_timeout: float = 1.0,
     ) -> None:
         self.app = app
@@ -65,13 +66,16 @@ class LiveServer:
         self.error = None
         self.thread = threading.Thread(target=self._run, args=(self.server,), name="LiveServer", daemon=True)
         self.thread.start()
-        deadline = time.monotonic() + self.startup_timeout
-        while not self.server.started:
-            if not self.thread.is_alive() or time.monotonic() > deadline:
-                error = self.error
-                self.stop()
-                raise RuntimeError(f"LiveServer: uvicorn did not start ({error!r}; see its log)") from error
-            time.sleep(0.005)
+        server, thread = self.server, self.thread
+        try:
+            wait_until(lambda: server.started or not thread.is_alive(), timeout=self.startup_timeout,
+                       interval=0.005, what="uvicorn to start")
+        except AssertionError:
+            pass  # reported below, with uvicorn's own error
+        if not server.started:
+            error = self.error
+            self.stop()
+            raise RuntimeError(f"LiveServer: uvicorn did not start ({error!r}; see its log)") from error
         self.port = self.server.servers[0].sockets[0].getsockname()[1]
         return self
 
@@ -116,12 +120,11 @@ def serve_process(data_dir: Path, port: int, env: dict[str, str]) -> subprocess.
     full = {k: v for k, v in os.environ.items() if not k.startswith("NEURALRP_")} | env
     proc = subprocess.Popen([sys.executable, "-m", "neuralrp", "serve", "--port", str(port), "--data-dir",
                              str(data_dir)], env=full, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/api/system/health", timeout=1, trust_env=False).is_success:
-                return proc
-        except httpx.TransportError:
-            time.sleep(0.1)
+
+    def healthy() -> bool:
         assert proc.poll() is None, "server exited during start"
-    raise AssertionError("server did not start")
+        return httpx.get(f"http://127.0.0.1:{port}/api/system/health", timeout=5, trust_env=False).is_success
+
+    wait_until(healthy, timeout=60, what="`neuralrp serve` to answer /api/system/health",
+               ignore=(httpx.TransportError,))
+    return proc

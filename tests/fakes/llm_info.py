@@ -1,5 +1,6 @@
 """The fake LLM's per-flavour route tables and info endpoints: model lists, health, props, token counting,
-KoboldCpp abort, Ollama tags/ps/show, and the way KoboldCpp and Ollama answer unknown routes.
+KoboldCpp abort and perf, TabbyAPI's service info, Ollama tags/ps/show (several models, with capabilities),
+llama-cpp-python's /extras tokenizer, and the way KoboldCpp and Ollama answer unknown routes.
 
 `LLMInfoEndpoints` is a mixin for `FakeLLM`, which supplies the state declared on it and `_ollama_chat`.
 """
@@ -12,7 +13,7 @@ from fastapi import Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
 from .base import kobold_not_found, parse_json
-from .llm_shapes import CREATED, NATIVE_CHAT_PATH, error_body
+from .llm_shapes import CREATED, NATIVE_CHAT_PATH, NATIVE_GENERATE_PATH, error_body
 from .llm_stream import StreamState
 from .llm_tokens import fake_token_ids, fake_tokens, message_text
 
@@ -28,6 +29,11 @@ class LLMInfoEndpoints:
     trained_context: int
     modelfile_num_ctx: int | None
     aborts: int
+    version: str
+    capabilities: list[str]
+    others: list[dict[str, Any]]
+    tags_capabilities: bool
+    stop_reason: int
     _streams: set[StreamState]
 
     # ---- route tables
@@ -42,12 +48,14 @@ class LLMInfoEndpoints:
             ("POST", "/api/extra/tokenize", self._kcpp_tokencount),
             ("POST", "/api/extra/abort", self._kcpp_abort),
             ("GET", "/api/v1/model", self._kcpp_model),
+            ("GET", "/api/extra/perf", self._kcpp_perf),
         ]
 
     def _tabbyapi_routes(self) -> list[tuple[str, str, Any]]:
         """TabbyAPI's health, model card and token endpoints."""
         return [
             ("GET", "/health", self._tabby_health),
+            ("GET", "/.well-known/serviceinfo", self._tabby_serviceinfo),
             ("GET", "/v1/model", self._tabby_model),
             ("GET", "/v1/model/list", self._models),
             ("POST", "/v1/token/encode", self._tabby_encode),
@@ -63,6 +71,7 @@ class LLMInfoEndpoints:
             ("GET", "/api/ps", self._ollama_ps),
             ("POST", "/api/show", self._ollama_show),
             ("POST", NATIVE_CHAT_PATH, self._ollama_chat),
+            ("POST", NATIVE_GENERATE_PATH, self._ollama_generate),
         ]
 
     def _llamacpp_routes(self) -> list[tuple[str, str, Any]]:
@@ -71,6 +80,13 @@ class LLMInfoEndpoints:
             ("GET", "/health", self._llama_health),
             ("GET", "/props", self._llama_props),
             ("POST", "/tokenize", self._llama_tokenize),
+        ]
+
+    def _llamacpp_python_routes(self) -> list[tuple[str, str, Any]]:
+        """llama-cpp-python's tokenizer extras (llama_cpp/server/app.py); it has no /props, /health or /tokenize."""
+        return [
+            ("POST", "/extras/tokenize", self._extras_tokenize),
+            ("POST", "/extras/tokenize/count", self._extras_tokenize),
         ]
 
     def _openai_routes(self) -> list[tuple[str, str, Any]]:
@@ -91,9 +107,13 @@ class LLMInfoEndpoints:
         """Whether Ollama would find model `name` (a missing tag means `:latest`)."""
         if not isinstance(name, str) or not name:
             return False
-        full = name if ":" in name else f"{name}:latest"
-        mine = self.model if ":" in self.model else f"{self.model}:latest"
-        return full == mine
+        return _tagged(name) in {_tagged(str(m["name"])) for m in self._ollama_models()}
+
+    def _ollama_models(self) -> list[dict[str, Any]]:
+        """Every model this fake Ollama has, most recently modified first (server/model_list_cache.go)."""
+        main = {"name": self.model, "capabilities": self.capabilities, "family": "llama",
+                "modified_at": "2025-05-04T17:37:44.706015396-07:00"}
+        return sorted([main, *self.others], key=lambda m: str(m.get("modified_at", "")), reverse=True)
 
     # ---- info endpoints
 
@@ -105,7 +125,10 @@ class LLMInfoEndpoints:
         elif self.flavour == "tabbyapi":
             card = self._tabby_card()
         elif self.flavour == "ollama":
-            card["owned_by"] = "library"
+            return {"object": "list", "data": [{"id": m["name"], "object": "model", "created": CREATED,
+                                                "owned_by": "library"} for m in self._ollama_models()]}
+        elif self.flavour == "llamacpp_python":
+            card.update(owned_by="me", permissions=[])  # llama_cpp/server/app.py get_models
         elif self.flavour == "llamacpp":
             card["owned_by"] = "llamacpp"
             card["meta"] = {"vocab_type": 2, "n_vocab": 128256, "n_ctx_train": max(self.context_length, 131072),
@@ -120,8 +143,13 @@ class LLMInfoEndpoints:
 
     async def _kcpp_version(self, request: Request) -> dict[str, Any]:
         """GET /api/extra/version."""
-        return {"result": "KoboldCpp", "version": "1.102", "protected": bool(self.api_key),
+        return {"result": "KoboldCpp", "version": self.version, "protected": bool(self.api_key),
                 "txt2img": False, "vision": False, "transcribe": False}
+
+    async def _kcpp_perf(self, request: Request) -> dict[str, Any]:
+        """GET /api/extra/perf: `stop_reason` of the last generation (expose.h: 0 tokens, 1 EOS, 2 stop string)."""
+        return {"last_process": 0.1, "last_eval": 0.2, "last_token_count": 3, "last_seed": 1, "total_gens": 1,
+                "stop_reason": self.stop_reason, "queue": 0, "idle": 0 if self._streams else 1, "uptime": 5.0}
 
     async def _kcpp_model(self, request: Request) -> dict[str, Any]:
         """GET /api/v1/model."""
@@ -156,9 +184,16 @@ class LLMInfoEndpoints:
         """GET /health (TabbyAPI)."""
         return {"status": "healthy", "issues": []}
 
-    async def _tabby_model(self, request: Request) -> dict[str, Any]:
-        """GET /v1/model."""
-        return self._tabby_card()
+    async def _tabby_model(self, request: Request) -> Response:
+        """GET /v1/model; 503 with no model loaded (common/model.py check_model_container)."""
+        if not self.loaded:
+            return JSONResponse(error_body("tabbyapi", 503), status_code=503)
+        return JSONResponse(self._tabby_card())
+
+    async def _tabby_serviceinfo(self, request: Request) -> dict[str, Any]:
+        """GET /.well-known/serviceinfo (endpoints/core/router.py service_info; no API key needed)."""
+        return {"version": 0.1, "software": {"name": "TabbyAPI", "repository": "https://github.com/theroyallab/tabbyAPI"},
+                "api": {"openai": {"name": "OpenAI API", "relative_url": "/v1", "version": 1}}}
 
     async def _tabby_encode(self, request: Request) -> Response:
         """POST /v1/token/encode: text or chat messages (contents joined) to tokens."""
@@ -179,16 +214,27 @@ class LLMInfoEndpoints:
         """GET /api/version."""
         return {"version": "0.13.5"}
 
-    def _ollama_entry(self) -> dict[str, Any]:
+    def _ollama_entry(self, model: dict[str, Any] | None = None) -> dict[str, Any]:
         """The shared part of /api/tags and /api/ps model entries."""
-        details = {"parent_model": "", "format": "gguf", "family": "llama", "families": ["llama"],
+        model = model or self._ollama_models_by_name()[_tagged(self.model)]
+        family = str(model.get("family") or "llama")
+        details = {"parent_model": "", "format": "gguf", "family": family, "families": [family],
                    "parameter_size": "3.2B", "quantization_level": "Q4_K_M"}
-        return {"name": self.model, "model": self.model, "size": 2019393189,
+        return {"name": model["name"], "model": model["name"], "size": 2019393189,
                 "digest": "a80c4f17acd55265feec403c7aef86be0c25983ab279d83f3bcd3abbcb5b8b72", "details": details}
 
+    def _ollama_models_by_name(self) -> dict[str, dict[str, Any]]:
+        return {_tagged(str(m["name"])): m for m in self._ollama_models()}
+
     async def _ollama_tags(self, request: Request) -> dict[str, Any]:
-        """GET /api/tags."""
-        return {"models": [{**self._ollama_entry(), "modified_at": "2025-05-04T17:37:44.706015396-07:00"}]}
+        """GET /api/tags, newest first; newer Ollama lists each model's capabilities here too."""
+        entries = []
+        for model in self._ollama_models():
+            entry = {**self._ollama_entry(model), "modified_at": model.get("modified_at")}
+            if self.tags_capabilities and model.get("capabilities") is not None:
+                entry["capabilities"] = model["capabilities"]
+            entries.append(entry)
+        return {"models": entries}
 
     async def _ollama_ps(self, request: Request) -> dict[str, Any]:
         """GET /api/ps with the allocated `context_length` (no models while not `loaded`)."""
@@ -204,15 +250,25 @@ class LLMInfoEndpoints:
         name = body.get("model") if isinstance(body, dict) else None
         if not self._ollama_known(name):
             return JSONResponse({"error": f"model '{name}' not found"}, status_code=404)
+        model = self._ollama_models_by_name()[_tagged(str(name))]
         num_ctx = "" if self.modelfile_num_ctx is None else f"\nnum_ctx {self.modelfile_num_ctx}"
         return JSONResponse({
             "parameters": f'stop "<|eot_id|>"{num_ctx}',
             "template": "...",
-            "details": self._ollama_entry()["details"],
+            "details": self._ollama_entry(model)["details"],
             "model_info": {"general.architecture": "llama", "llama.context_length": self.trained_context,
                            "llama.embedding_length": 3072},
-            "capabilities": ["completion", "tools"],
+            **({} if model.get("capabilities") is None else {"capabilities": model["capabilities"]}),
         })
+
+    async def _extras_tokenize(self, request: Request) -> Response:
+        """POST /extras/tokenize (`{"tokens"}`) and /extras/tokenize/count (`{"count"}`), body `{"input"}`."""
+        body = parse_json(await request.body())
+        text = body.get("input") if isinstance(body, dict) else None
+        if not isinstance(text, str):
+            return JSONResponse({"detail": [{"loc": ["body", "input"], "msg": "Field required"}]}, status_code=422)
+        ids = fake_token_ids(text)
+        return JSONResponse({"count": len(ids)} if request.url.path.endswith("/count") else {"tokens": ids})
 
     async def _llama_health(self, request: Request) -> dict[str, Any]:
         """GET /health (llama.cpp)."""
@@ -224,7 +280,8 @@ class LLMInfoEndpoints:
                   "repeat_penalty": 1.0, "repeat_last_n": 64, "stop": [], "max_tokens": -1, "n_keep": 0}
         settings = {"id": 0, "id_task": -1, "n_ctx": self.context_length, "speculative": False,
                     "is_processing": bool(self._streams), "params": params}
-        return {"default_generation_settings": settings, "total_slots": 1, "model_path": self.model,
+        slots = getattr(self, "slots", 1)
+        return {"default_generation_settings": settings, "total_slots": slots, "model_path": self.model,
                 "chat_template": "...", "modalities": {"vision": False}, "build_info": "b5000-fake0"}
 
     async def _llama_tokenize(self, request: Request) -> Response:
@@ -238,3 +295,8 @@ class LLMInfoEndpoints:
             pieces = (["<s>"] if body.get("add_special") else []) + fake_tokens(content)
             return JSONResponse({"tokens": [{"id": i, "piece": p} for i, p in zip(ids, pieces, strict=True)]})
         return JSONResponse({"tokens": ids})
+
+
+def _tagged(name: str) -> str:
+    """A model name with its tag (Ollama reads a missing tag as `:latest`)."""
+    return name if ":" in name else f"{name}:latest"

@@ -9,15 +9,16 @@ response, SSE chunks, Ollama native NDJSON objects, mid-stream error frame and `
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from .sse import frame
 
-FLAVOURS = ("llamacpp", "koboldcpp", "tabbyapi", "ollama", "openai")
+FLAVOURS = ("llamacpp", "koboldcpp", "tabbyapi", "ollama", "openai", "llamacpp_python")
 CHAT_PATH = "/v1/chat/completions"
 COMPLETIONS_PATH = "/v1/completions"
 NATIVE_CHAT_PATH = "/api/chat"
+NATIVE_GENERATE_PATH = "/api/generate"
 OLLAMA_TIMINGS = {"total_duration": 812000000, "load_duration": 12000000, "prompt_eval_duration": 90000000,
                   "eval_duration": 600000000}
 CREATED = 1735700000
@@ -105,6 +106,7 @@ class Generation:
     model: str
     id: str
     include_usage: bool
+    thinking: list[str] = field(default_factory=list)  # reasoning pieces a thinking model writes first
 
     @property
     def text(self) -> str:
@@ -121,9 +123,11 @@ class Generation:
 class Shapes:
     """Builds the chunk and response JSON shapes for one flavour."""
 
-    def __init__(self, flavour: str, kobold_legacy: bool) -> None:
+    def __init__(self, flavour: str, kobold_legacy: bool, legacy_errors: bool = False) -> None:
         self.flavour = flavour
         self.legacy = kobold_legacy and flavour == "koboldcpp"
+        self.legacy_errors = legacy_errors and flavour == "llamacpp"
+        self.crlf = flavour in ("tabbyapi", "llamacpp_python")  # sse-starlette frames with CRLF
 
     def envelope(self, gen: Generation, obj: str, choices: list[dict[str, Any]]) -> dict[str, Any]:
         """The outer object of a chunk or response."""
@@ -169,9 +173,17 @@ class Shapes:
         obj = "chat.completion.chunk" if gen.kind == "chat" else "text_completion"
         body = [self.envelope(gen, obj, [self._content_choice(gen, p, i == 0)])
                 for i, p in enumerate(gen.pieces)]
-        if self.flavour == "llamacpp" and gen.kind == "chat":
-            role = {"index": 0, "delta": {"role": "assistant", "content": None}, "finish_reason": None}
-            body.insert(0, self.envelope(gen, obj, [role]))
+        if gen.kind == "chat":
+            # llama.cpp server and TabbyAPI stream a thinking template's reasoning as `reasoning_content`.
+            body[:0] = [self.envelope(gen, obj, [{"index": 0, "delta": {"reasoning_content": p},
+                                                  "finish_reason": self._pending()}]) for p in gen.thinking]
+        if self.flavour in ("llamacpp", "llamacpp_python") and gen.kind == "chat":
+            # llama-cpp-python's first chunk is {"role": "assistant"} (llama_chat_format.py
+            # _convert_text_completion_chunks_to_chat); llama.cpp's also has `content: null`.
+            delta: dict[str, Any] = {"role": "assistant"}
+            if self.flavour == "llamacpp":
+                delta["content"] = None
+            body.insert(0, self.envelope(gen, obj, [{"index": 0, "delta": delta, "finish_reason": None}]))
         final = self.envelope(gen, obj, [self._finish_choice(gen)])
         if self.flavour == "llamacpp":
             final["timings"] = self.timings(gen)
@@ -207,37 +219,53 @@ class Shapes:
     def _message_choice(self, gen: Generation) -> dict[str, Any]:
         """The choice of a non-streaming chat response."""
         message: dict[str, Any] = {"role": "assistant", "content": gen.text}
+        if gen.thinking:
+            message["reasoning_content"] = "".join(gen.thinking)
         choice: dict[str, Any] = {"index": 0, "message": message, "finish_reason": gen.finish}
         if self.flavour == "koboldcpp":
             message["tool_calls"] = []
             choice["logprobs"] = None
         if self.flavour == "tabbyapi":
-            message.update(reasoning_content=None, tool_calls=None)
+            message.update(reasoning_content=message.get("reasoning_content"), tool_calls=None)
             choice.update(eos_reason=self._finish_choice(gen).get("eos_reason"), stop_str=None, logprobs=None)
         return choice
 
-    def native_done(self, gen: Generation, text: str) -> dict[str, Any]:
-        """Ollama's final /api/chat object (the whole answer when not streamed)."""
-        return {"model": gen.model, "created_at": "2025-01-01T12:00:00.3Z",
-                "message": {"role": "assistant", "content": text}, "done": True, "done_reason": gen.finish,
-                "prompt_eval_count": gen.prompt_tokens, "eval_count": len(gen.pieces), **OLLAMA_TIMINGS}
+    def native_done(self, gen: Generation, text: str, thinking: str = "") -> dict[str, Any]:
+        """Ollama's final /api/chat (/api/generate: `response`) object; the whole answer when not streamed."""
+        done: dict[str, Any] = {"model": gen.model, "created_at": "2025-01-01T12:00:00.3Z"}
+        done.update(self._native_text(gen, text, thinking))
+        done.update(done=True, done_reason=gen.finish, prompt_eval_count=gen.prompt_tokens,
+                    eval_count=len(gen.pieces) + len(gen.thinking), **OLLAMA_TIMINGS)
+        return done
+
+    def _native_text(self, gen: Generation, text: str, thinking: str) -> dict[str, Any]:
+        """The text fields of a native object: `message` for /api/chat, `response` for /api/generate."""
+        if gen.kind == "generate":
+            return {"response": text, **({"thinking": thinking} if thinking else {})}
+        message = {"role": "assistant", "content": text}
+        return {"message": {**message, "thinking": thinking} if thinking else message}
 
     def native_chunks(self, gen: Generation) -> list[dict[str, Any]]:
-        """Ollama's /api/chat stream objects: one per piece, then the `done` object."""
+        """Ollama's native stream objects: thinking pieces, then one per piece, then the `done` object."""
+        texts = [("", t) for t in gen.thinking] + [(p, "") for p in gen.pieces]
         body = [{"model": gen.model, "created_at": f"2025-01-01T12:00:00.{i + 1}Z",
-                 "message": {"role": "assistant", "content": piece}, "done": False}
-                for i, piece in enumerate(gen.pieces)]
+                 **self._native_text(gen, text, thinking), "done": False}
+                for i, (text, thinking) in enumerate(texts)]
         return [*body, self.native_done(gen, "")]
 
     def stream_error(self, message: str) -> bytes | None:
         """The mid-stream error frame (None for koboldcpp, whose stream just ends)."""
-        crlf = self.flavour == "tabbyapi"
+        crlf = self.crlf
         if self.flavour == "llamacpp":
+            # tools/server/server-context.cpp (current): `format_oai_sse(json {{ "error", res_json }})`, a
+            # `data:` event; builds before that sent an `error:` line (legacy_errors=True).
             payload = {"code": 500, "message": message, "type": "server_error"}
-            return frame(json.dumps(payload), field="error")
+            if self.legacy_errors:
+                return frame(json.dumps(payload), field="error")
+            return frame(json.dumps({"error": payload}))
         if self.flavour == "tabbyapi":
             return frame(json.dumps({"error": {"message": message, "trace": None}}), crlf=crlf)
-        if self.flavour in ("ollama", "openai"):
+        if self.flavour in ("ollama", "openai", "llamacpp_python"):
             kind = "api_error" if self.flavour == "ollama" else "server_error"
             payload = {"error": {"message": message, "type": kind, "param": None, "code": None}}
             return frame(json.dumps(payload))
@@ -247,4 +275,4 @@ class Shapes:
         """The `[DONE]` terminator."""
         if self.legacy:
             return b"data: [DONE]"
-        return frame("[DONE]", crlf=self.flavour == "tabbyapi")
+        return frame("[DONE]", crlf=self.crlf)

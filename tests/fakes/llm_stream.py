@@ -1,5 +1,5 @@
-"""Streaming for the fake LLM: SSE/NDJSON bodies with the stream faults (`slow`, `cut`, `malformed`,
-`error_event`, `hang`) injected at their chunk index, plus abort and disconnect book-keeping.
+"""Streaming for the fake LLM: SSE/NDJSON bodies with the stream faults (`slow`, `cut`, `interrupt`,
+`malformed`, `error_event`, `hang`) injected at their chunk index, plus abort and disconnect book-keeping.
 
 `LLMStreaming` is a mixin for `FakeLLM`, which supplies the state declared on it.
 """
@@ -51,12 +51,13 @@ class LLMStreaming:
 
     def _frame(self, payload: str) -> bytes:
         """A `data:` frame in this flavour's line endings."""
-        return frame(payload, crlf=self.flavour == "tabbyapi")
+        return frame(payload, crlf=self._shapes.crlf)
 
     async def _stream(self, gen: Generation, faults: Faults, *, native: bool = False) -> AsyncIterator[bytes]:
         """The SSE (native: NDJSON) body of one streamed generation, with faults applied."""
         if native:
-            frames, n_content = [ndjson(c) for c in self._shapes.native_chunks(gen)], len(gen.pieces)
+            frames = [ndjson(c) for c in self._shapes.native_chunks(gen)]
+            n_content = len(gen.pieces) + len(gen.thinking)
         else:
             chunks, n_content = self._shapes.chunks(gen)
             frames = [self._frame(json.dumps(c)) for c in chunks] + [self._shapes.done()]
@@ -86,6 +87,10 @@ class LLMStreaming:
                     yield error
                 return
             if _at(faults, "cut", index, 2):
+                return
+            if _at(faults, "interrupt", index, 2):
+                if not native:
+                    yield frames[-1]  # the [DONE] terminator, without the finish chunk
                 return
             if _at(faults, "hang", index, 1) and not await self._hang(state):
                 return

@@ -68,7 +68,7 @@ def two_character_chat(client: TestClient, mode: str = "auto") -> dict[str, Any]
     if mode != chat["mode"]:
         assert client.patch(f"/api/chats/{chat['id']}", json={"mode": mode}).status_code == 200
     ids = {"Alice": alice, "Bob": bob}
-    db = client.app.state.db  # type: ignore[attr-defined]
+    db = client.app.state.services.db  # type: ignore[attr-defined]
     with db.session() as conn:
         turn = 0
         for role, who, speaker, text in SCENE:

@@ -68,7 +68,7 @@ async def test_koboldcpp_info_is_empty_and_it_has_no_progress() -> None:
     assert info.kind == "koboldcpp" and info.model == "sd15_dreamshaper"
     result = await client.txt2img({"prompt": "a cat", "width": 64, "height": 64})
     assert result.info == {} and result.image.startswith(b"\x89PNG")
-    assert await client.schedulers() == [] and (await client.progress()).active is False
+    assert "karras" in await client.schedulers() and (await client.progress()).active is False
     assert await client.interrupt() is False
     assert fake.interrupts == 0 and not fake.requests_to("/sdapi/v1/progress")
     await client.aclose()

@@ -6,12 +6,12 @@ from typing import Any
 
 import pytest
 
-from neuralrp.cardgen.service import AnswerError
 from neuralrp.config import ImageSettings
 from neuralrp.images.presets import apply_preset, chat_context_tokens, pick_preset
 from neuralrp.images.prompting import PromptError, Subject, count_tags, snapshot_prompt, substitute_names
 from neuralrp.images.scene import check_keywords, clean_phrase, rule_keywords, transcript
 from neuralrp.library.characters import insert_character
+from neuralrp.llm.answers import AnswerError
 from tests.images.helpers import card
 
 

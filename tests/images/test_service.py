@@ -3,32 +3,27 @@
 from __future__ import annotations
 
 import threading
-import time
 from typing import Any
 
 from tests.fakes.fake_a1111 import FakeA1111
 from tests.images.helpers import SD_URL, image_client
+from tests.waiting import wait_until
 
 
 def test_progress_and_interrupt_while_generating(make_settings: Any) -> None:
     sd = FakeA1111()
-    sd.fault("slow", seconds=3.0)
+    sd.fault("slow", seconds=30.0)  # long enough to be seen running on a busy machine; the interrupt ends it
     with image_client(make_settings(images={"base_url": SD_URL}), sd) as client:
         done: dict[str, Any] = {}
         worker = threading.Thread(target=lambda: done.update(
             resp=client.post("/api/images/generate", json={"prompt": "a cat", "steps": 30})))
         worker.start()
-        seen: dict[str, Any] = {}
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline:
-            seen = client.get("/api/images/progress").json()
-            if seen["active"]:
-                break
-            time.sleep(0.05)
+        seen = wait_until(lambda: client.get("/api/images/progress").json(), until=lambda body: body["active"],
+                          what="the image job to show as active")
         assert seen["active"] is True and 0 < seen["progress"] < 1 and seen["steps"] == 30
         assert seen["eta_s"] is not None and seen["eta_s"] > 0
         assert client.post("/api/images/interrupt").json() == {"interrupted": True}
-        worker.join(10)
+        worker.join(30)
         assert done["resp"].status_code == 201, done["resp"].text
         assert sd.interrupts == 1
         assert client.get("/api/images/progress").json()["active"] is False

@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import io
 import json
-import os
 import struct
 import zlib
 from pathlib import Path
@@ -25,8 +24,8 @@ from neuralrp.library.cardfile import (
     parse_card,
     placeholder_avatar,
 )
+from tests.conftest import FIXTURES
 
-FIXTURES = Path(os.environ.get("SHARED_DIR", Path(__file__).resolve().parents[3] / "shared")) / "fixtures"
 CARDS = sorted((FIXTURES / "cards").iterdir())
 EXPECTED_SPEC = {
     "lide_ai_v3_zh.json": "v3",

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,8 +18,8 @@ from neuralrp.library.chatfile import (
     parse_chat,
     parse_send_date,
 )
+from tests.conftest import FIXTURES
 
-FIXTURES = Path(os.environ.get("SHARED_DIR", Path(__file__).resolve().parents[3] / "shared")) / "fixtures"
 AQUA = FIXTURES / "chats/tavern_Aqua_1673181146000.jsonl"
 
 NEW_STYLE = [

@@ -5,8 +5,6 @@ from __future__ import annotations
 import base64
 import io
 import json
-import os
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,8 +23,8 @@ from neuralrp.library.worldfile import (
     parse_character_book,
     parse_world_info,
 )
+from tests.conftest import FIXTURES
 
-FIXTURES = Path(os.environ.get("SHARED_DIR", Path(__file__).resolve().parents[3] / "shared")) / "fixtures"
 FUZZ = settings(
     max_examples=150,
     deadline=None,

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import time
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +18,7 @@ from neuralrp.library.cardfile import export_card_png, parse_card
 from neuralrp.library.service import Library
 from neuralrp.library.sync import scan
 from tests.conftest import FIXTURES
+from tests.waiting import wait_until
 
 
 @pytest.fixture
@@ -128,9 +128,7 @@ def test_running_app_picks_up_dropped_cards(make_settings: Any) -> None:
     settings = make_settings()
     with TestClient(create_app(settings)) as client:
         shutil.copy(FIXTURES / "cards" / "stc_Sakana_book.png", settings.data_dir / "characters")
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline and not client.get("/api/characters").json():
-            time.sleep(0.2)
+        wait_until(lambda: client.get("/api/characters").json(), what="the folder watcher to import the dropped card")
         names = [c["name"] for c in client.get("/api/characters").json()]
         assert names == ["Sakana"], "the folder watcher imported the card while running"
         assert client.post("/api/library/sync").json() == {"changes": [], "errors": 0}

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import copy
 import json
-import os
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,8 +23,8 @@ from neuralrp.library.worldfile import (
     parse_world_info,
     world_info_from_object,
 )
+from tests.conftest import FIXTURES
 
-FIXTURES = Path(os.environ.get("SHARED_DIR", Path(__file__).resolve().parents[3] / "shared")) / "fixtures"
 ELDORIA = FIXTURES / "worlds/st_Eldoria_release.json"
 BOOK_CARDS = {"stc_Sakana_book.png": 14, "lide_ai_v3_zh.json": 27, "st_default_Seraphina.png": 4}
 
@@ -62,7 +60,7 @@ def test_eldoria_parses() -> None:
     assert first["enabled"] is True and first["selective"] is False and first["position"] == 0
     assert first["probability"] == 100 and first["use_probability"] is True and first["depth"] == 4
     assert first["extra"] == {}
-    assert set(first) == {*ENTRY_KEYS, "extra", "origin"}
+    assert set(first) == {*ENTRY_KEYS, "extra", "origin", "canon_law"} and first["canon_law"] is False
 
 
 def test_eldoria_round_trip_is_exact() -> None:

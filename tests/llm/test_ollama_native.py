@@ -44,6 +44,7 @@ async def test_stream_sends_native_body_with_every_sampler() -> None:
         "stream": True,
         "options": {"num_ctx": 8192, "num_predict": 64, "temperature": 0.5, "top_p": 0.9, "top_k": 30,
                     "min_p": 0.02, "repeat_penalty": 1.15, "stop": ["\nUser:"]},
+        "think": False,
     }
     assert fake.chat_requests() == []  # nothing went to /v1/chat/completions
     await backend.aclose()
@@ -85,17 +86,33 @@ async def test_continue_sends_partial_assistant_last() -> None:
     assert "continue_final_message" not in body and "add_generation_prompt" not in body
 
 
-async def test_completion_mode_stays_on_v1_completions() -> None:
-    fake = FakeLLM("ollama", context_length=4096)
+async def test_completion_mode_sends_the_raw_prompt_to_native_generate() -> None:
+    # Issue 16, point 5: /v1/completions has no `raw`, so Ollama wrapped NeuralRP's rendered prompt in the
+    # model's own template as a user message; /api/generate with raw: true feeds it to the model as it is.
+    fake = FakeLLM("ollama", context_length=4096, modelfile_num_ctx=4096)
     fake.enqueue("Text mode works.")
     backend = backend_for(fake, api_mode="completion", template="llama3")
     chunks = await collect(backend)
     assert "".join(c.text for c in chunks) == "Text mode works."
-    body = fake.last_completion_request().json
+    body = fake.last_request("/api/generate").json
+    assert body["raw"] is True and body["think"] is False and body["stream"] is True
     assert body["prompt"].endswith("<|start_header_id|>assistant<|end_header_id|>\n\n")
-    assert "options" not in body and body["max_tokens"] == 64
-    assert fake.native_chat_requests() == []
-    assert (await backend.info()).context_length == 4096  # /v1 cannot set num_ctx: the loaded window it is
+    assert fake.prompts[-1] == body["prompt"]  # what the model saw: the prompt exactly, no second template
+    assert body["options"]["num_predict"] == 64 and body["options"]["num_ctx"] == 4096
+    assert body["options"]["stop"] == ["\nUser:", "<|eot_id|>", "<|start_header_id|>"]
+    assert fake.completion_requests() == [] and fake.native_chat_requests() == []
+    result = await backend.complete(MESSAGES, PARAMS)  # non-streamed: the `response` field
+    assert result.finish_reason == "stop" and result.text.startswith("Reply")
+
+
+async def test_completion_mode_continue_keeps_the_reply_open() -> None:
+    fake = FakeLLM("ollama")
+    fake.enqueue(" and more.")
+    backend = backend_for(fake, api_mode="completion", template="chatml")
+    partial = [*MESSAGES, ChatMessage("assistant", "Half a reply")]
+    text = "".join(c.text for c in await collect(backend, messages=partial, continue_last=True))
+    assert text == " and more."
+    assert fake.prompts[-1].endswith("<|im_start|>assistant\nHalf a reply")
 
 
 @pytest.mark.parametrize(
@@ -160,7 +177,7 @@ async def test_real_socket_stream_and_abort_by_closing() -> None:
                 if len(got) == 2:
                     break  # closing the stream closes the connection: Ollama's only way to stop generating
         assert got == ["one", " two"]
-        assert await fake.wait_disconnect(5.0)
+        assert await fake.wait_disconnect()
         await backend.aclose()
 
 

@@ -11,7 +11,7 @@ from tests.ops.helpers import fingerprint, seed
 
 def test_create_list_restore_delete(settings: Settings) -> None:
     with TestClient(create_app(settings)) as client:
-        db = client.app.state.db  # type: ignore[attr-defined]
+        db = client.app.state.services.db  # type: ignore[attr-defined]
         with db.session() as conn:
             seed(conn)
         before = fingerprint(db.path)

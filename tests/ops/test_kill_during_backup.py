@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -18,19 +17,11 @@ from neuralrp.llm.local_server import free_port
 from neuralrp.ops.backup import SLOW_ENV, TMP_PREFIX, list_backups
 from tests.fakes.live import serve_process
 from tests.ops.helpers import seed
+from tests.waiting import wait_until
 
 
 def _serve(data_dir: Path, port: int, page_delay: float) -> subprocess.Popen[bytes]:
     return serve_process(data_dir, port, {SLOW_ENV: str(page_delay)})
-
-
-def _wait_for(predicate: object, seconds: float) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if predicate():  # type: ignore[operator]
-            return True
-        time.sleep(0.05)
-    return False
 
 
 @pytest.mark.slow
@@ -46,7 +37,8 @@ def test_kill_9_during_backup(tmp_path: Path) -> None:
     port = free_port()
     proc = _serve(data, port, page_delay=0.05)
     try:
-        assert _wait_for(lambda: any(p.name.startswith(TMP_PREFIX) for p in folder.glob("*")), 15)
+        wait_until(lambda: [p.name for p in folder.glob("*") if p.name.startswith(TMP_PREFIX)],
+                   what="the backup to start writing its temporary file")
         writer = connect(db.path)
         committed = seed(writer, chats=2, messages=3, title="during backup")
         writer.close()
@@ -58,7 +50,8 @@ def test_kill_9_during_backup(tmp_path: Path) -> None:
     assert list_backups(folder) == []  # the killed backup never appeared as a finished one
     proc = _serve(data, port, page_delay=0)
     try:
-        assert _wait_for(lambda: len(list_backups(folder)) == 1, 15), "the missed backup ran again on restart"
+        wait_until(lambda: list_backups(folder), until=lambda found: len(found) == 1,
+                   what="the missed backup to run again on restart")
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=20)

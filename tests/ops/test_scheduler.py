@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import time
+import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -15,6 +15,7 @@ from neuralrp.db.connection import Database
 from neuralrp.db.migrations import migrate
 from neuralrp.ops.backup import list_backups
 from neuralrp.ops.scheduler import Job, Scheduler, job_rows, make_jobs, run_due
+from tests.waiting import wait_until
 
 NOW = datetime(2025, 3, 1, 12, 0, 0, tzinfo=UTC)
 
@@ -66,17 +67,22 @@ def test_all_jobs_run_when_due(db: Database, settings: Settings) -> None:
     assert len(list_backups(settings.data_dir / "backups")) == 1
 
 
-def test_scheduler_registers_and_ticks_at_start(db: Database, settings: Settings) -> None:
+async def test_scheduler_ticks_at_start_and_pauses(db: Database, settings: Settings) -> None:
     _set_finished(db, "history", utcnow() - timedelta(days=2))
     scheduler = Scheduler(db, make_jobs(db, settings), poll_s=3600)
-    scheduler.start()
+    await scheduler.start()
     try:
-        deadline = time.monotonic() + 5
-        while job_rows(db)["history"]["last_status"] != "ok" and time.monotonic() < deadline:
-            time.sleep(0.05)
+        async with asyncio.timeout(30):
+            await scheduler.wait_ticks(1)
+        assert job_rows(db)["history"]["last_status"] == "ok"
+        await scheduler.pause()
+        assert not scheduler.running("main"), "a paused scheduler has no loop"
+        await scheduler.resume()
+        async with asyncio.timeout(30):
+            await scheduler.wait_ticks(2)  # a resume ticks at once (jobs missed while paused run then)
     finally:
-        scheduler.stop()
-    assert job_rows(db)["history"]["last_status"] == "ok"
+        await scheduler.close()
+    assert not scheduler.running("main")
 
 
 def test_backup_missed_while_down_runs_on_next_start(settings: Settings) -> None:
@@ -86,10 +92,9 @@ def test_backup_missed_while_down_runs_on_next_start(settings: Settings) -> None
     _set_finished(db, "backup", utcnow() - timedelta(days=2))
     folder = settings.data_dir / "backups"
     with TestClient(create_app(settings)) as client:
-        deadline = time.monotonic() + 5
-        while not job_rows(db)["backup"]["last_started_at"] or job_rows(db)["backup"]["last_status"] != "ok":
-            assert time.monotonic() < deadline, job_rows(db)["backup"]
-            time.sleep(0.05)
+        wait_until(lambda: job_rows(db)["backup"],
+                   until=lambda row: row["last_started_at"] and row["last_status"] == "ok",
+                   what="the missed backup to run")
         assert len(list_backups(folder)) == 1
         jobs = client.get("/api/system/status").json()["jobs"]
     assert jobs["backup"]["last_status"] == "ok"

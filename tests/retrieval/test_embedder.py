@@ -14,6 +14,8 @@ import pytest
 
 from neuralrp.retrieval import embedder as emb_mod
 from neuralrp.retrieval.embedder import (
+    E5_DIM,
+    E5_ID,
     MINILM_DIM,
     MINILM_ID,
     MINILM_TOKENIZER_SHA256,
@@ -109,7 +111,9 @@ def test_lazy_embedder_checks_dimension() -> None:
 
 
 def test_make_embedder_follows_settings(make_settings: Any) -> None:
-    minilm = make_embedder(make_settings())
+    default = make_embedder(make_settings())
+    assert (default.model_id, default.dim, default.ready) == (E5_ID, E5_DIM, False)
+    minilm = make_embedder(make_settings(embeddings={"model": "minilm"}))
     assert (minilm.model_id, minilm.dim, minilm.ready) == (MINILM_ID, MINILM_DIM, False)
     mpnet = make_embedder(make_settings(embeddings={"model": "mpnet"}))
     assert (mpnet.model_id, mpnet.dim, mpnet.ready) == (MPNET_ID, MPNET_DIM, False)

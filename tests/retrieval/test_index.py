@@ -18,6 +18,7 @@ from neuralrp.retrieval.index import (
     reindex_all,
     text_hash,
 )
+from neuralrp.retrieval.keys import KeyMasker
 from tests.retrieval.helpers import add_entry, add_world, update_entry
 
 
@@ -33,10 +34,12 @@ class CountingEmbedder(HashEmbedder):
         return super().embed(texts)
 
 
-def test_entry_text_uses_keys_comment_and_content() -> None:
-    text = entry_text(['"Great Crash Landing"', " wyrm ", ""], "Title", " The content. ")
-    assert text == "Great Crash Landing, wyrm\nTitle\nThe content."
-    assert entry_text([], "", "") == ""
+def test_entry_text_is_the_content_without_the_worlds_keys() -> None:
+    masker = KeyMasker(['"Great Crash Landing"', "wyrm", "/re+gex/"])
+    assert entry_text(" The GREAT-crash landing woke the Wyrms. ", "Title", masker) == "the woke the ."
+    assert entry_text("", "The Wyrm Title", masker) == "the title"  # no content: the comment
+    assert entry_text(" Plain   text ", "") == "plain text"
+    assert entry_text("", "") == "" and entry_text("wyrm", "", masker) == ""
 
 
 def test_only_changed_entries_are_reembedded(conn: Any, world: int) -> None:
@@ -45,17 +48,16 @@ def test_only_changed_entries_are_reembedded(conn: Any, world: int) -> None:
     b = add_entry(conn, world, ['"Great Crash Landing"'], "The ship fell.")
     add_entry(conn, world, [], "")  # nothing to embed
     assert index_world_entries(conn, emb) == 2
-    assert emb.seen == ["dragon\nDragon\nA great wyrm.", "Great Crash Landing\nThe ship fell."]
+    assert emb.seen == ["a great wyrm.", "the ship fell."]
     assert index_world_entries(conn, emb) == 0
     update_entry(conn, b, content="The colony ship fell from the sky.")
-    update_entry(conn, a, comment="The Ancient Dragon")
+    update_entry(conn, a, keys=["dragon", "wyrm"])  # a new key of the world is masked out of every text
     update_entry(conn, a, order_value=5)  # not part of the text: no re-embed
     emb.seen.clear()
     assert index_world_entries(conn, emb) == 2
-    assert sorted(emb.seen) == ["Great Crash Landing\nThe colony ship fell from the sky.",
-                                "dragon\nThe Ancient Dragon\nA great wyrm."]
+    assert sorted(emb.seen) == ["a great .", "the colony ship fell from the sky."]
     stored = vectors.hashes(conn, OWNER_TYPE, emb.model_id)
-    assert stored[b] == text_hash("Great Crash Landing\nThe colony ship fell from the sky.")
+    assert stored[b] == text_hash("the colony ship fell from the sky.")
     assert conn.execute("SELECT count(*) AS n FROM embeddings").fetchone()["n"] == 2
 
 

@@ -11,7 +11,8 @@ from neuralrp.chats import store
 from neuralrp.config import Settings
 from neuralrp.context.engine import PromptEngine
 from neuralrp.db.connection import Database, transaction
-from neuralrp.retrieval.embedder import MINILM_DIM, MINILM_ID, HashEmbedder, LazyEmbedder
+from neuralrp.retrieval.calibration import background_lines
+from neuralrp.retrieval.embedder import E5_DIM, E5_ID, MINILM_DIM, MINILM_ID, HashEmbedder, LazyEmbedder
 from neuralrp.retrieval.index import index_world_entries
 from tests.retrieval.helpers import add_entry, add_world
 
@@ -44,7 +45,7 @@ def _chat(db: Database, *, with_world: bool) -> int:
 
 def _engine(db: Database, settings: Settings) -> tuple[PromptEngine, CountingEmbedder]:
     inner = CountingEmbedder()
-    lazy = LazyEmbedder(lambda: inner, model_id=MINILM_ID, dim=MINILM_DIM)
+    lazy = LazyEmbedder(lambda: inner, model_id=E5_ID, dim=E5_DIM)  # the default model's name
     assert lazy.wait(10)
     with db.session() as conn:
         index_world_entries(conn, lazy)  # entry vectors first, as the background indexer would
@@ -56,7 +57,8 @@ def test_warmed_lines_are_not_embedded_again_on_the_next_turn(db: Database, sett
     chat_id = _chat(db, with_world=True)
     engine, inner = _engine(db, settings)
     asyncio.run(_after_reply(engine, chat_id))
-    assert inner.seen == ["We reach the gate.", "The gate is shut.", "A guard yawns on the wall."]
+    lines = ["We reach the gate.", "The gate is shut.", "A guard yawns on the wall."]
+    assert inner.seen == [*background_lines(), *lines]  # the lore background is warmed too, once
     with db.session() as conn, transaction(conn):
         store.insert_message(conn, chat_id, role="user", turn=2, content="I ask the guard about the dragon.")
     inner.seen.clear()

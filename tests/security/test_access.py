@@ -40,12 +40,13 @@ def open_app(tmp_path: Path) -> Iterator[TestClient]:
 
 
 @pytest.mark.parametrize("host", ["0.0.0.0", "::", "192.168.1.20", "example.org"])
-def test_serve_on_a_public_address_without_token_exits_before_binding(host: str) -> None:
-    result = CliRunner().invoke(cli, ["serve", "--host", host, "--port", "1"])
+def test_serve_on_a_public_address_with_a_short_token_exits_before_binding(host: str) -> None:
+    env = {"NEURALRP_SECURITY_ACCESS_TOKEN": "fifteen-chars-x"}  # 15: one short of the minimum
+    result = CliRunner().invoke(cli, ["serve", "--host", host, "--port", "1"], env=env)
     assert result.exit_code != 0
     assert "security.access_token" in result.output
     assert "NEURALRP_SECURITY_ACCESS_TOKEN" in result.output
-    assert f"refusing to listen on {host}" in result.output
+    assert f"refusing to listen on {host}" in result.output and "at least 16" in result.output
 
 
 def test_token_from_the_environment_allows_a_public_address(monkeypatch: pytest.MonkeyPatch) -> None:

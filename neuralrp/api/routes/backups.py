@@ -5,16 +5,17 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
-from neuralrp.api.deps import DatabaseDep, SettingsDep
+from neuralrp.api.bodies import OffLoopJSONRoute
+from neuralrp.api.deps import DatabaseDep, ServicesDep, SettingsDep
 from neuralrp.clock import utcnow
-from neuralrp.ops.backup import backup_path, create_backup, delete_backup, list_backups, restore_backup
+from neuralrp.ops.backup import create_backup, delete_backup, list_backups
 from neuralrp.ops.scheduler import backups_dir
-from neuralrp.services import quiesce_writers
+from neuralrp.services import restore_from_backup
 
-router = APIRouter(prefix="/api/backups", tags=["backups"])
+router = APIRouter(prefix="/api/backups", tags=["backups"], route_class=OffLoopJSONRoute)
 
 
 class CreateBackup(BaseModel):
@@ -46,9 +47,8 @@ def remove_backup(name: str, settings: SettingsDep) -> None:
 
 
 @router.post("/{name}/restore")
-async def restore(name: str, request: Request, db: DatabaseDep, settings: SettingsDep) -> dict[str, Any]:
-    """Stop replies and background writers, then restore the backup (a pre-restore backup is kept)."""
-    backup_path(backups_dir(settings), name)  # a bad or unknown name stops nothing
-    await quiesce_writers(request.app.state)
-    report = await asyncio.to_thread(restore_backup, db, backups_dir(settings), name, now=utcnow())
+async def restore(name: str, services: ServicesDep) -> dict[str, Any]:
+    """Verify the backup (a bad one stops nothing), then restore it while writes are refused with 409; what was
+    there before is kept as a pre-restore backup, with the characters/ and worlds/ files."""
+    report = await restore_from_backup(services, name)
     return report.as_dict()

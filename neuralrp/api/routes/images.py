@@ -9,10 +9,12 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
+from neuralrp.api.bodies import OffLoopJSONRoute
+from neuralrp.api.deps import get_services
 from neuralrp.images import jobs
 from neuralrp.images.service import ImageService
 
-router = APIRouter(tags=["images"])
+router = APIRouter(tags=["images"], route_class=OffLoopJSONRoute)
 
 
 class GenerateBody(BaseModel):
@@ -67,7 +69,7 @@ class ImagePatch(BaseModel):
 
 
 def _images(request: Request) -> ImageService:
-    return request.app.state.images  # type: ignore[no-any-return]
+    return get_services(request).images
 
 
 @router.get("/api/images/status")
@@ -110,7 +112,7 @@ def image_tags(request: Request) -> list[dict[str, Any]]:
 def list_images(request: Request, chat_id: int | None = None, favorite: bool | None = None, tag: str | None = None,
                 limit: int = 50, before_id: int | None = None) -> dict[str, Any]:
     """Stored images, newest first, filtered; `next_before_id` pages on."""
-    return _images(request).list(chat_id=chat_id, favorite=favorite, tag=tag, limit=limit, before_id=before_id)
+    return _images(request).page(chat_id=chat_id, favorite=favorite, tag=tag, limit=limit, before_id=before_id)
 
 
 @router.post("/api/images/generate", status_code=201)

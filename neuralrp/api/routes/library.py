@@ -4,27 +4,34 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import Annotated, Any
+from collections.abc import Callable
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, File, Request, UploadFile
 from fastapi.responses import Response
 
-from neuralrp.api.deps import ConnDep
+from neuralrp.api.bodies import OffLoopJSONRoute
+from neuralrp.api.deps import ConnDep, get_services
+from neuralrp.api.downloads import download
+from neuralrp.chats import service as chat_service
+from neuralrp.chats import store, worldlinks
+from neuralrp.chats.importer import display_name, import_bytes
+from neuralrp.chats.store import last_chat_by_character
+from neuralrp.db.connection import Connection
 from neuralrp.errors import InvalidInput
 from neuralrp.library import characters as chars
 from neuralrp.library import tags as tag_index
 from neuralrp.library import worlds
 from neuralrp.library.cardfile import placeholder_avatar
-from neuralrp.library.importer import display_name, import_bytes
 from neuralrp.library.queries import character_summaries
 from neuralrp.library.service import Library
 from neuralrp.library.sync import scan
 
-router = APIRouter(tags=["library"])
+router = APIRouter(tags=["library"], route_class=OffLoopJSONRoute)
 
 
 def _library(request: Request) -> Library:
-    return request.app.state.library  # type: ignore[no-any-return]
+    return get_services(request).library
 
 
 async def _read(upload: UploadFile, library: Library) -> bytes:
@@ -36,22 +43,24 @@ async def _read(upload: UploadFile, library: Library) -> bytes:
 
 
 def _download(data: bytes, filename: str, media_type: str) -> Response:
-    quoted = filename.encode("ascii", "replace").decode().replace('"', "")
-    return Response(data, media_type=media_type,
-                    headers={"Content-Disposition": f'attachment; filename="{quoted}"'})
+    return download(data, filename, media_type)  # RFC 6266 filename*: a Unicode name survives
 
 
-def _character(conn: Any, cid: int) -> dict[str, Any]:
+def _character(conn: Connection, cid: int) -> dict[str, Any]:
     out = chars.get_character(conn, cid).public()
     out["world_id"] = worlds.linked_world_id(conn, cid)
     return out
 
 
 @router.get("/api/characters")
-def list_characters(conn: ConnDep, q: str = "", tags: str = "") -> list[dict[str, Any]]:
-    """Characters matching the search text and all the given tags (comma-separated)."""
+def list_characters(conn: ConnDep, q: str = "", tags: str = "",
+                    sort: Literal["name", "recent", "created"] = "name") -> list[dict[str, Any]]:
+    """Characters matching the search text and all the given tags (comma-separated).
+
+    sort: name (A-Z), recent (last chatted with first) or created (newest first).
+    """
     wanted = [t for t in tags.split(",") if t.strip()]
-    return character_summaries(conn, q=q, tags=wanted)
+    return character_summaries(conn, q=q, tags=wanted, sort=sort, last_chat=last_chat_by_character(conn))
 
 
 @router.post("/api/characters", status_code=201)
@@ -69,13 +78,19 @@ def _json_bytes(obj: Any) -> bytes:
 
 
 @router.post("/api/characters/import", status_code=201)
-async def import_character(request: Request, conn: ConnDep, file: Annotated[UploadFile, File()]) -> dict[str, Any]:
-    """Import one card file (PNG or JSON); returns the stored character."""
+async def import_character(request: Request, file: Annotated[UploadFile, File()]) -> Response:
+    """Import one card file (PNG or JSON); returns the stored character. The work runs on worker threads."""
     library = _library(request)
     data = await _read(file, library)
-    result = library.import_card(data, display_name(file.filename or "card"))
+    result = await asyncio.to_thread(library.import_card, data, display_name(file.filename or "card"))
     assert result.id is not None
-    return _character(conn, result.id)
+    return await library.db.run(_created, _character, result.id)
+
+
+def _created(conn: Connection, public: Callable[[Connection, int], dict[str, Any]], oid: int) -> Response:
+    """A stored object as a 201 JSON answer, encoded on the worker thread (a big card or world is megabytes)."""
+    body = json.dumps(public(conn, oid), ensure_ascii=False).encode()
+    return Response(body, status_code=201, media_type="application/json")
 
 
 @router.post("/api/library/import")
@@ -90,7 +105,7 @@ async def import_files(request: Request, files: Annotated[list[UploadFile], File
             results.append({"file": display_name(upload.filename or ""), "status": "error", "kind": None,
                             "detail": e.message, "id": None})
             continue
-        results.append(vars(import_bytes(library, data, upload.filename or "")))
+        results.append(vars(await asyncio.to_thread(import_bytes, library, data, upload.filename or "")))
     return {"results": results}
 
 
@@ -110,10 +125,30 @@ def update_character(cid: int, body: dict[str, Any], request: Request, conn: Con
 
 
 @router.delete("/api/characters/{cid}")
-def delete_character(cid: int, request: Request) -> dict[str, bool]:
-    """Delete a character that no chat uses (kept in history)."""
-    _library(request).delete_character(cid)
-    return {"deleted": True}
+def delete_character(cid: int, request: Request, conn: ConnDep,
+                     chats: Literal["keep", "delete"] | None = None) -> dict[str, Any]:
+    """Delete a character (kept in history). One in chats needs `chats`: keep (the chats stay, without it) or
+    delete (they are deleted too, restorable until retention purges them); without it the answer is 409."""
+    generations = get_services(request).generations
+    for chat_id in store.chats_of_character(conn, cid) if chats == "delete" else []:
+        generations.ensure_idle(chat_id)
+    _library(request).delete_character(cid, chats=chats, drop_chats=chat_service.delete_chats_of)
+    return {"deleted": True, **({"chats": chats} if chats else {})}
+
+
+@router.put("/api/characters/{cid}/world")
+def link_world(cid: int, body: dict[str, Any], request: Request, conn: ConnDep) -> dict[str, Any]:
+    """Link the character to a world by name (the card's extensions.world, SillyTavern's linked lorebook; the card
+    file is rewritten); {"world": null} or "" unlinks it."""
+    name = body.get("world")
+    if name is not None and not isinstance(name, str):
+        raise InvalidInput("send {\"world\": \"<world name>\"} or {\"world\": null}")
+    if name and name.strip():
+        worlds.world_by_name(conn, name.strip())
+    card = json.loads(json.dumps(chars.get_character(conn, cid).card))
+    card["data"].setdefault("extensions", {})["world"] = (name or "").strip()
+    _library(request).update_card(cid, card)
+    return _character(conn, cid)
 
 
 @router.get("/api/characters/{cid}/export")
@@ -131,6 +166,20 @@ def avatar(cid: int, request: Request, conn: ConnDep) -> Response:
     return Response(data, media_type="image/png", headers={"Cache-Control": "no-cache"})
 
 
+@router.post("/api/characters/{cid}/avatar")
+async def upload_avatar(cid: int, request: Request, file: Annotated[UploadFile, File()]) -> Response:
+    """Replace the character's picture (PNG, JPEG, WebP or GIF); it is written into the card's PNG file too."""
+    library = _library(request)
+    data = await _read(file, library)
+    await asyncio.to_thread(library.set_avatar, cid, data, display_name(file.filename or "avatar"))
+    return await library.db.run(_answer, _character, cid)
+
+
+def _answer(conn: Connection, public: Callable[[Connection, int], dict[str, Any]], oid: int) -> Response:
+    """A stored object as a 200 JSON answer, encoded on the worker thread."""
+    return Response(json.dumps(public(conn, oid), ensure_ascii=False).encode(), media_type="application/json")
+
+
 @router.get("/api/tags")
 def complete_tags(conn: ConnDep, q: str = "", limit: int = 10) -> list[dict[str, Any]]:
     """Tags for autocomplete."""
@@ -144,9 +193,17 @@ def top_tags(conn: ConnDep, limit: int = 5) -> list[dict[str, Any]]:
 
 
 @router.get("/api/worlds")
-def list_worlds(conn: ConnDep) -> list[dict[str, Any]]:
-    """All worlds with entry counts."""
-    return worlds.list_worlds(conn)
+def list_worlds(request: Request, conn: ConnDep) -> list[dict[str, Any]]:
+    """All worlds with entry counts and who uses them: `chat_ids` (chats that chose them), `linked_characters`
+    (cards naming them in extensions.world) and `global` (in the world.active_worlds setting)."""
+    active = {n.strip().casefold() for n in get_services(request).live_settings.current.world.active_worlds}
+    users = worldlinks.world_users(conn)
+    out = worlds.list_worlds(conn)
+    for world in out:
+        used = users.get(world["id"], {})
+        world.update(chat_ids=used.get("chats", []), linked_characters=used.get("characters", []),
+                     **{"global": world["name"].casefold() in active})
+    return out
 
 
 @router.post("/api/worlds", status_code=201)
@@ -159,12 +216,17 @@ def create_world(body: dict[str, Any], request: Request, conn: ConnDep) -> dict[
 
 
 @router.post("/api/worlds/import", status_code=201)
-async def import_world(request: Request, conn: ConnDep, file: Annotated[UploadFile, File()]) -> dict[str, Any]:
-    """Import a SillyTavern World Info JSON file."""
+async def import_world(request: Request, file: Annotated[UploadFile, File()]) -> Response:
+    """Import a SillyTavern World Info JSON file; parsing, storing and encoding the answer run on worker threads."""
     library = _library(request)
-    result = library.import_world(await _read(file, library), display_name(file.filename or "world.json"))
+    data = await _read(file, library)
+    result = await asyncio.to_thread(library.import_world, data, display_name(file.filename or "world.json"))
     assert result.id is not None
-    return worlds.get_world(conn, result.id).public()
+    return await library.db.run(_created, _world, result.id)
+
+
+def _world(conn: Connection, wid: int) -> dict[str, Any]:
+    return worlds.get_world(conn, wid).public()
 
 
 @router.get("/api/worlds/{wid}")
@@ -197,6 +259,15 @@ def export_world(wid: int, request: Request) -> Response:
     """Download the world as SillyTavern World Info JSON."""
     data, filename = _library(request).export_world(wid)
     return _download(data, filename, "application/json")
+
+
+@router.post("/api/library/history/{change_id}/restore")
+def restore_library_change(change_id: int, request: Request, side: str = "old") -> dict[str, Any]:
+    """Put a character or world back as a change-history record holds it (`side`: old = before, new = after)."""
+    if side not in ("old", "new"):
+        raise InvalidInput("'side' must be 'old' or 'new'")
+    kind, oid = _library(request).restore_change(change_id, side=side)
+    return {"kind": kind, "id": oid}
 
 
 @router.post("/api/library/sync")

@@ -7,11 +7,13 @@ from typing import Any
 from fastapi import APIRouter, Request
 from pydantic import BaseModel
 
-from neuralrp.api.deps import ConnDep
+from neuralrp.api.bodies import OffLoopJSONRoute
+from neuralrp.api.deps import ConnDep, get_services
 from neuralrp.chats import editing, store
+from neuralrp.db.connection import Connection
 from neuralrp.errors import Conflict
 
-router = APIRouter(tags=["messages"])
+router = APIRouter(tags=["messages"], route_class=OffLoopJSONRoute)
 
 
 class MessageEdit(BaseModel):
@@ -20,17 +22,12 @@ class MessageEdit(BaseModel):
     content: str
 
 
-def _idle(request: Request, conn: Any, message_id: int) -> None:
+def _idle(request: Request, conn: Connection, message_id: int) -> None:
     """409 while the message's chat is writing a reply into this message."""
     msg = store.get_message(conn, message_id)
-    gen = getattr(request.app.state, "generations", None)
-    if msg.status == "streaming" or (gen is not None and msg.chat_id in gen.active and _is_last(conn, msg)):
+    gen = get_services(request).generations
+    if msg.status == "streaming" or (msg.chat_id in gen.active and store.last_seq(conn, msg.chat_id) == msg.seq):
         raise Conflict(f"message {message_id} is still being written; stop the reply first")
-
-
-def _is_last(conn: Any, msg: store.Message) -> bool:
-    row = conn.execute("SELECT max(seq) AS s FROM messages WHERE chat_id = ?", (msg.chat_id,)).fetchone()
-    return bool(row["s"] == msg.seq)
 
 
 @router.put("/api/messages/{message_id}")
@@ -68,8 +65,7 @@ def chat_history(chat_id: int, conn: ConnDep, limit: int = 500) -> dict[str, Any
 @router.post("/api/history/{change_id}/restore")
 def restore_change(change_id: int, request: Request, conn: ConnDep) -> dict[str, Any]:
     """Undo one change: the text before an edit comes back (recorded too), or a delete is undone."""
-    row = conn.execute("SELECT entity_id FROM change_history WHERE id = ? AND entity_type = 'message'",
-                       (change_id,)).fetchone()
-    if row is not None:
-        _idle(request, conn, row["entity_id"])
+    change = editing.message_change(conn, change_id)
+    if change is not None:
+        _idle(request, conn, change.entity_id)
     return editing.restore_change(conn, change_id).public()

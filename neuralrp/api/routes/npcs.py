@@ -7,10 +7,11 @@ from typing import Any
 from fastapi import APIRouter, Request
 from pydantic import BaseModel
 
-from neuralrp.api.deps import ConnDep
+from neuralrp.api.bodies import OffLoopJSONRoute
+from neuralrp.api.deps import ConnDep, get_services
 from neuralrp.chats import npcs
 
-router = APIRouter(tags=["npcs"])
+router = APIRouter(tags=["npcs"], route_class=OffLoopJSONRoute)
 
 
 class NpcFields(BaseModel):
@@ -45,4 +46,4 @@ def delete_npc(npc_id: int, conn: ConnDep) -> dict[str, bool]:
 @router.post("/api/npcs/{npc_id}/promote")
 def promote_npc(npc_id: int, request: Request) -> dict[str, Any]:
     """Turn an NPC into a global character with a card in the library."""
-    return npcs.promote_npc(request.app.state.library, npc_id).public()
+    return npcs.promote_npc(get_services(request).library, npc_id).public()

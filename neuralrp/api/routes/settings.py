@@ -4,48 +4,39 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 
-from neuralrp.ops.ui_settings import LiveSettings
+from neuralrp.api.bodies import OffLoopJSONRoute
+from neuralrp.api.deps import ServicesDep
+from neuralrp.context.text import DEFAULT_SYSTEM_PROMPT
 
-router = APIRouter(tags=["settings"])
-BACKEND_SECTIONS = {"llm", "context"}  # the LLM client is rebuilt when these change (context: Ollama's num_ctx)
-
-
-def _live(request: Request) -> LiveSettings:
-    return request.app.state.live_settings  # type: ignore[no-any-return]
+router = APIRouter(tags=["settings"], route_class=OffLoopJSONRoute)
 
 
 @router.get("/api/settings")
-def get_settings(request: Request) -> dict[str, Any]:
-    """Editable settings in effect, secrets masked, and which ones the UI overrides."""
-    return _live(request).document()
+def get_settings(services: ServicesDep) -> dict[str, Any]:
+    """Editable settings in effect, secrets masked, which ones the UI overrides, the built-in model in use, and
+    the built-in system prompt an empty chats.system_prompt stands for."""
+    return {**services.live_settings.document(), "built_in": services.llm_runtime.describe(),
+            "default_system_prompt": DEFAULT_SYSTEM_PROMPT}
 
 
 @router.put("/api/settings")
-def put_settings(patch: dict[str, Any], request: Request) -> dict[str, Any]:
+def put_settings(patch: dict[str, Any], services: ServicesDep) -> dict[str, Any]:
     """Change some settings; a bad value is refused with the key named and nothing stored."""
-    live = _live(request)
-    changed = live.update(patch)
-    if changed & BACKEND_SECTIONS:
-        request.app.state.llm_runtime.reconfigure(live.current, request.app.state.llm_transport)
-    return live.document()
+    return services.apply_settings(patch)
 
 
 @router.delete("/api/settings/{section}/{key}")
-def reset_setting(section: str, key: str, request: Request) -> dict[str, Any]:
+def reset_setting(section: str, key: str, services: ServicesDep) -> dict[str, Any]:
     """Forget the UI's value for one key (config.yaml's applies again)."""
-    live = _live(request)
-    live.reset(section, key)
-    if section in BACKEND_SECTIONS:
-        request.app.state.llm_runtime.reconfigure(live.current, request.app.state.llm_transport)
-    return live.document()
+    return services.reset_setting(section, key)
 
 
 @router.get("/api/llm/info")
-async def llm_info(request: Request) -> dict[str, Any]:
+async def llm_info(services: ServicesDep) -> dict[str, Any]:
     """Ask the LLM server what it is (kind, model, context length)."""
-    runtime = request.app.state.llm_runtime
+    runtime = services.llm_runtime
     if runtime.backend is None:
         return {"configured": False, "built_in": runtime.describe(),
                 "detail": "No LLM server is configured: set llm.base_url or start with --model PATH.gguf"}

@@ -8,11 +8,12 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
-from neuralrp.api.deps import ConnDep
-from neuralrp.chats import summarizer as summaries
-from neuralrp.chats.summarizer import Summarizer
+from neuralrp.api.bodies import OffLoopJSONRoute
+from neuralrp.api.deps import ConnDep, get_services
+from neuralrp.turns import summarizer as summaries
+from neuralrp.turns.summarizer import Summarizer
 
-router = APIRouter(prefix="/api", tags=["summaries"])
+router = APIRouter(prefix="/api", tags=["summaries"], route_class=OffLoopJSONRoute)
 
 
 class SummaryEdit(BaseModel):
@@ -22,7 +23,7 @@ class SummaryEdit(BaseModel):
 
 
 def _summarizer(request: Request) -> Summarizer:
-    return request.app.state.summarizer  # type: ignore[no-any-return]
+    return get_services(request).summarizer
 
 
 @router.get("/chats/{chat_id}/summaries")

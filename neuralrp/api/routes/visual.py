@@ -6,13 +6,14 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Request
 
-from neuralrp.api.deps import ConnDep
+from neuralrp.api.bodies import OffLoopJSONRoute
+from neuralrp.api.deps import ConnDep, get_services
 from neuralrp.errors import InvalidInput
 from neuralrp.images.danbooru_canon import save_visual, suggest_for
 from neuralrp.library import characters as chars
 from neuralrp.library import worlds
 
-router = APIRouter(tags=["visual"])
+router = APIRouter(tags=["visual"], route_class=OffLoopJSONRoute)
 
 
 def _object(body: Any) -> dict[str, Any]:
@@ -26,7 +27,7 @@ def _object(body: Any) -> dict[str, Any]:
 @router.put("/api/characters/{cid}/visual")
 def put_visual(cid: int, request: Request, conn: ConnDep, body: Annotated[Any, Body()] = None) -> dict[str, Any]:
     """Save gender and visual tags (columns + card extensions; history kept, card file rewritten)."""
-    save_visual(request.app.state.library, cid, _object(body))
+    save_visual(get_services(request).library, cid, _object(body))
     out = chars.get_character(conn, cid).public()
     out["world_id"] = worlds.linked_world_id(conn, cid)
     return out
@@ -36,6 +37,6 @@ def put_visual(cid: int, request: Request, conn: ConnDep, body: Annotated[Any, B
 def visual_canon(cid: int, request: Request, conn: ConnDep, body: Annotated[Any, Body()] = None) -> dict[str, Any]:
     """Suggest Danbooru tags from the card's description and gender (nothing is saved)."""
     character = chars.get_character(conn, cid)
-    result = suggest_for(character, _object(body), embedder=getattr(request.app.state, "embedder", None),
-                         data_dir=request.app.state.settings.data_dir)
+    result = suggest_for(character, _object(body), embedder=get_services(request).embedder,
+                         data_dir=get_services(request).settings.data_dir)
     return result.public()

@@ -1,9 +1,22 @@
 /** The login page: POST the access token, then go back to the page that needed it (same-origin paths only). */
 
-/** Where to go after logging in: `?next=` when it is a local path, else the app's root. */
-export function nextTarget(search) {
+/**
+ * Where to go after logging in: `?next=` when it is a same-origin path, else the app's root. The value is
+ * resolved by the browser's own URL parser first (it drops tabs, CR and LF and reads `\\` as `/`), so
+ * `/%09/evil.example/` is judged as the `//evil.example/` the browser would open; a path that still starts
+ * with `//` after resolving (`/.//host`) would be read as another host by location.assign, so it goes too.
+ */
+export function nextTarget(search, origin = window.location.origin) {
   const next = new URLSearchParams(search).get('next') ?? '/';
-  return next.startsWith('/') && !next.startsWith('//') && !next.startsWith('/\\') ? next : '/';
+  if (!next.startsWith('/')) return '/';
+  let url;
+  try {
+    url = new URL(next, origin);
+  } catch {
+    return '/';
+  }
+  if (url.origin !== origin || url.pathname.startsWith('//')) return '/';
+  return url.pathname + url.search + url.hash;
 }
 
 /** Send the token; show the server's sentence when it is refused. */

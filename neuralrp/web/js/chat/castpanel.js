@@ -2,30 +2,30 @@
  * Cast and mode controls of a chat header: the Narrator / Focus / Auto switch (PATCH /api/chats/{id}) with a
  * focus character select, and the "Cast" button opening a panel to make members active or inactive and to add
  * library characters (PUT /api/chats/{id}/cast). NPCs: "Add NPC", and Edit / Delete / "Promote to library" on an NPC
- * row (see npcdialog.js).
+ * row (see npcdialog.js). "Speak now" on an active member makes them answer at once (POST /api/chats/{id}/speak).
  */
 
 import { get, patch, put } from '../api.js';
+import { memberAvatar } from '../avatar.js';
 import { toast } from '../toast.js';
 import { el, replace } from '../dom.js';
-import { hue } from './messages.js';
+import { href } from '../router.js';
 import { toolButton } from './inspector.js';
 import { modalShell } from './summaries.js';
 import { deleteNpc, npcActions, openNpcDialog, promoteNpc } from './npcdialog.js';
 import { makeCardFromChat } from '../library/generate.js';
 
-const MODES = [
-  { value: 'narrator', label: 'Narrator', hint: 'Third person: any cast member may speak' },
-  { value: 'focus', label: 'Focus', hint: 'First person: only the focus character speaks' },
-  { value: 'auto', label: 'Auto', hint: 'NeuralRP picks who speaks next: whoever is addressed, else recent activity' },
+/** The reply modes: label, tooltip, and the sentence the chat header shows for the mode in use. */
+export const MODES = [
+  { value: 'narrator', label: 'Narrator', hint: 'Third person: any cast member may speak',
+    sentence: 'a narrator tells the scene; any cast member may speak' },
+  { value: 'focus', label: 'Focus', hint: 'Only the focus character speaks',
+    sentence: 'only the focus character replies' },
+  { value: 'auto', label: 'Auto', hint: 'NeuralRP picks who speaks next: whoever is addressed (several answer in '
+    + 'turn), else recent activity',
+  sentence: 'NeuralRP picks who replies: whoever you address, in turn, else who spoke last' },
 ];
 let counter = 0;
-
-/** The round initial of a character. */
-function avatar(name) {
-  return el('span', { class: 'cast-avatar', style: { '--hue': hue(name) }, 'aria-hidden': 'true' },
-    (Array.from(name)[0] ?? '?').toUpperCase());
-}
 
 /**
  * The mode switch: a radio group (accessible names "Narrator", "Focus", "Auto") plus a "Focus character" select
@@ -89,7 +89,7 @@ function createModeSwitch({ chatId, signal, onChange }) {
  * Open the Cast panel: every member with an "active" switch, and "Add character" from the library.
  * onChange(chat) runs after each change. Resolves when the panel closes.
  */
-export function openCastPanel({ chatId, chat: initial, onChange }) {
+export function openCastPanel({ chatId, chat: initial, onChange, onSpeak = null }) {
   return new Promise((resolve) => {
     let chat = initial;
     let library = null;
@@ -119,23 +119,42 @@ export function openCastPanel({ chatId, chat: initial, onChange }) {
       fillPicker();
     }
 
-    /** One member: initial, name, state and the active switch. */
+    /**
+     * One member: picture, name (with an NPC or Library tag), state and the active switch; under them the
+     * member's actions. A library character: open its card, or draft an updated card from this chat. An NPC:
+     * Edit, Delete, "Promote to library", or a full card drafted from this chat (saving it promotes them).
+     */
     function memberRow(member) {
       const id = `cast-active-${chatId}-${member.character_id}`;
       const box = el('input', { type: 'checkbox', role: 'switch', id, class: 'switch cast-switch',
         checked: member.is_active, on: { change: () => setActive(member.character_id, box.checked, box) } });
       const focus = chat.mode === 'focus' && chat.focus_character_id === member.character_id;
+      const fromChat = el('button', { type: 'button', class: 'btn btn-ghost btn-small cast-make-card',
+        title: member.is_npc ? 'Drafts a full character card from what they said and did in this chat; saving it '
+          + 'adds them to your library.' : 'Drafts an updated card from what they said and did in this chat; you '
+          + 'review it before it replaces the library card.',
+        'aria-label': `${member.is_npc ? 'Card from chat' : 'Update card from chat'}: ${member.name}`,
+        on: { click: () => makeCardFromChat(chatId, member, { before: () => shell.dialog.close() }) } },
+      member.is_npc ? 'Card from chat' : 'Update card from chat');
+      const speak = onSpeak && member.is_active && el('button', { type: 'button',
+        class: 'btn btn-secondary btn-small cast-speak', 'aria-label': `Speak now: ${member.name}`,
+        title: `${member.name} answers now, without a new message from you`,
+        on: { click: () => { shell.dialog.close(); onSpeak(member); } } }, 'Speak now');
       return el('li', { class: ['cast-member', !member.is_active && 'is-off', member.is_npc && 'is-npc'],
         dataset: { characterId: member.character_id } },
-      avatar(member.name),
-      el('label', { for: id, class: 'cast-name' }, member.name, member.is_npc && el('span', { class: 'cast-npc-tag' },
-        'NPC')),
-      el('span', { class: 'cast-state' }, member.is_active ? (focus ? 'In focus' : 'In the scene') : 'Off stage'),
+      memberAvatar(member, 'cast-avatar'),
+      el('div', { class: 'cast-who' },
+        el('label', { for: id, class: 'cast-name' }, el('span', { class: 'cast-name-text' }, member.name),
+          el('span', { class: ['cast-kind', member.is_npc ? 'cast-npc-tag' : 'cast-lib-tag'] },
+            member.is_npc ? 'NPC' : 'Library')),
+        el('span', { class: 'cast-state' }, member.is_active ? (focus ? 'In focus' : 'In the scene') : 'Off stage')),
       box,
-      el('button', { type: 'button', class: 'btn btn-ghost btn-small cast-make-card',
-        'aria-label': `Make card from chat: ${member.name}`,
-        on: { click: () => makeCardFromChat(chatId, member, { before: () => shell.dialog.close() }) } }, 'Make card'),
-      member.is_npc && npcActions(member, npcAction));
+      el('div', { class: 'cast-actions' },
+        member.is_npc ? npcActions(member, npcAction)
+          : el('a', { class: 'btn btn-ghost btn-small cast-open-card', href: href('library', 'character',
+            member.character_id), 'aria-label': `Open the card of ${member.name}`,
+          on: { click: () => shell.dialog.close() } }, 'Open card'),
+        speak, fromChat));
     }
 
     /** Create, edit, delete or promote an NPC, then reload the chat. */
@@ -217,14 +236,14 @@ export function openCastPanel({ chatId, chat: initial, onChange }) {
  * The cast controls of a chat header: {mode, button, show(chat)}. `mode` is the mode switch, `button` opens the
  * Cast panel. onChange(chat) runs with the server's chat after every change.
  */
-export function createCastControls({ chatId, signal, onChange }) {
+export function createCastControls({ chatId, signal, onChange, onSpeak = null }) {
   let chat = null;
   const modeSwitch = createModeSwitch({ chatId, signal, onChange });
   const count = el('span', { class: 'chat-tool-count', 'aria-hidden': 'true' });
   const button = toolButton('Cast', 'users', async () => {
     if (!chat) return;
     button.setAttribute('aria-expanded', 'true');
-    await openCastPanel({ chatId, chat, onChange });
+    await openCastPanel({ chatId, chat, onChange, onSpeak });
     button.setAttribute('aria-expanded', 'false');
     if (button.isConnected) button.focus({ preventScroll: true });
   }, { 'aria-haspopup': 'dialog', 'aria-expanded': 'false' });

@@ -5,6 +5,7 @@
 
 import { el, replace } from '../dom.js';
 import { actionButton, icon } from './icons.js';
+import { SHORTCUT_HINT } from './shortcuts.js';
 
 const MAX_HEIGHT_PX = 220;
 let counter = 0;
@@ -17,7 +18,8 @@ function autosize(area) {
 
 /**
  * Build the composer. Callbacks: onSend(text), onStop(), onRegenerate(), onContinue().
- * Returns {node, text(), clear(), restore(text), focus(), setGenerating(flag), setNotice(text, kind), setDemo(label)}.
+ * Returns {node, input, text(), clear(), restore(text), focus(), setGenerating(flag), setNotice(text, kind),
+ * setDemo(label)}.
  */
 export function createComposer({ onSend, onStop, onRegenerate, onContinue }) {
   const id = `composer-input-${(counter += 1)}`;
@@ -40,7 +42,8 @@ export function createComposer({ onSend, onStop, onRegenerate, onContinue }) {
   const form = el('form', { class: 'composer', 'aria-label': 'Write a message', novalidate: true,
     on: { submit: (event) => { event.preventDefault(); submit(); } } },
   notice,
-  el('div', { class: 'composer-tools' }, regenerate, cont, el('span', { class: 'composer-spacer' }), demo),
+  el('div', { class: 'composer-tools' }, regenerate, cont, el('span', { class: 'composer-spacer' }), demo,
+    el('span', { class: 'composer-keys', title: 'Keyboard shortcuts' }, SHORTCUT_HINT)),
   el('div', { class: 'composer-row' },
     el('label', { for: id, class: 'sr-only' }, 'Message'),
     area, send, stop));
@@ -62,6 +65,8 @@ export function createComposer({ onSend, onStop, onRegenerate, onContinue }) {
 
   return {
     node: form,
+    /** The message box (the chat's keyboard shortcuts watch it). */
+    input: area,
     /** The text typed so far. */
     text: () => area.value,
     /** Empty the textarea. */

@@ -1,5 +1,5 @@
 /**
- * Editing in place: the per-message actions menu (Edit, Delete, History, Fork from here), the inline message
+ * Editing in place: the per-message actions menu (Copy, Edit, Delete, History, Fork from here), the inline message
  * editor (Ctrl+Enter saves, Escape cancels), delete with an "Undo" toast, and the inline chat title rename.
  */
 
@@ -13,6 +13,7 @@ const ACTION_PATHS = {
   history: ['M12 7.5V12l3 2', 'M3.5 12a8.5 8.5 0 1 0 2.5-6', 'M3.5 4.5V8H7'],
   download: ['M12 4v11', 'M7.5 10.5L12 15l4.5-4.5', 'M4.5 19.5h15'],
   fork: ['M7 4.5v6a4 4 0 0 0 4 4h2', 'M7 4.5a1.8 1.8 0 1 0 0 .1', 'M17 14.5a2 2 0 1 0 0 .1', 'M7 10.5v9'],
+  copy: ['M9 9h10.5v10.5H9z', 'M15 9V4.5H4.5V15H9'],
 };
 const UNDO_MS = 10000;
 
@@ -31,17 +32,40 @@ export function withIcon(button, name) {
   return button;
 }
 
-/** The actions menu of one message: handlers = {onEdit, onDelete, onHistory, onFork}(msg); `busy` disables them. */
+/**
+ * The actions menu of one message: handlers = {onEdit, onDelete, onHistory, onFork}(msg); `busy` disables them
+ * (Copy stays available: it changes nothing).
+ */
 export function messageActions(msg, handlers, { busy = false } = {}) {
-  const item = (label, iconName, fn) => el('button', {
-    type: 'button', class: 'msg-action', 'aria-label': label, title: label, disabled: busy,
+  const item = (label, iconName, fn, disabled = busy) => el('button', {
+    type: 'button', class: 'msg-action', 'aria-label': label, title: label, disabled,
     dataset: { action: iconName }, on: { click: () => fn(msg) },
   }, actionIcon(iconName));
   return el('div', { class: 'msg-actions', role: 'group', 'aria-label': 'Message actions' },
+    item('Copy', 'copy', (m) => copyText(m.content ?? ''), false),
     item('Edit', 'edit', handlers.onEdit),
     item('Delete', 'trash', handlers.onDelete),
     item('History', 'history', handlers.onHistory),
     item('Fork from here', 'fork', handlers.onFork));
+}
+
+/** Put text on the clipboard (with a fallback for pages the Clipboard API is not allowed on) and say so. */
+export async function copyText(text) {
+  try {
+    if (!navigator.clipboard?.writeText) throw new Error('no Clipboard API here');
+    await navigator.clipboard.writeText(text);
+  } catch {
+    const area = el('textarea', { class: 'sr-only', readonly: true, 'aria-hidden': 'true', value: text });
+    document.body.append(area);
+    area.select();
+    const done = document.execCommand('copy');
+    area.remove();
+    if (!done) {
+      toast('The browser did not allow copying here: select the text and copy it.', { kind: 'error' });
+      return;
+    }
+  }
+  toast('Message copied.', { kind: 'success', timeout: 2500 });
 }
 
 /**

@@ -11,6 +11,7 @@ import { altText, announce, imageStatus, imgIcon, onImageChange } from '../image
 import { openLightbox } from '../images/lightbox.js';
 import { createImagePanel } from '../images/panel.js';
 import { createProgress } from '../images/progress.js';
+import { createLLMProgress } from '../llmtasks.js';
 import { toolButton } from './inspector.js';
 
 const PAGE = 100;
@@ -66,7 +67,8 @@ export function createChatImages({ chatId, signal }) {
     if (progress.busy()) return;
     snap.classList.add('is-busy');
     try {
-      const made = await progress.track(post(`/api/chats/${chatId}/snapshot`, {}, { signal }));
+      const keywords = createLLMProgress({ kinds: ['snapshot'], floating: true }); // the LLM reads the scene first
+      const made = await progress.track(keywords.track(post(`/api/chats/${chatId}/snapshot`, {}, { signal })));
       announce('created', made);
       toast('Snapshot saved.', { kind: 'success' });
     } catch {

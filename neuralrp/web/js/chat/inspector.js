@@ -13,8 +13,11 @@ import { icon } from './icons.js';
 /** Display labels of the section kinds, in the order the filter lists them. */
 export const KIND_LABELS = {
   system: 'system', persona: 'persona', canon_law: 'canon law', summary: 'summary', card_full: 'card',
-  capsule: 'capsule', lore: 'lore', reminder: 'reminder', history: 'history',
+  capsule: 'capsule', lore: 'lore', reminder: 'reminder', history: 'history', instruction: 'instruction',
 };
+/** Where a section goes, as the detail line says it. */
+const PLACEMENTS = { head: 'head (system prompt)', turn: 'in the conversation',
+  tail: 'after the history (changes every reply)' };
 const TOOL_PATHS = {
   layers: ['M12 3.5l8.5 4.5-8.5 4.5L3.5 8z', 'M3.5 12l8.5 4.5 8.5-4.5', 'M3.5 16l8.5 4.5 8.5-4.5'],
   scroll: ['M7 4.5h10.5a2 2 0 0 1 2 2V17', 'M7 4.5a2 2 0 0 0-2 2v11a2 2 0 0 0 2 2h10.5', 'M9 9h7M9 12.5h7M9 16h4'],
@@ -37,7 +40,8 @@ export function toolIcon(name, size = 18) {
 
 /** A small header tool button: icon + visible text (the text is its accessible name, kept on phones too). */
 export function toolButton(text, iconName, onClick, attrs = {}) {
-  return el('button', { type: 'button', class: 'btn btn-ghost btn-small chat-tool', on: { click: onClick }, ...attrs },
+  return el('button', { type: 'button', class: 'btn btn-ghost btn-small chat-tool', title: text, on: { click: onClick },
+    ...attrs },
     toolIcon(iconName, 17), el('span', { class: 'chat-tool-text' }, text));
 }
 
@@ -57,6 +61,19 @@ function loreReason(src) {
   return `${reason}${score}`;
 }
 
+/** Where the head's system prompt came from (source.origin). */
+const SYSTEM_ORIGINS = {
+  card: (src) => `system prompt of ${src.name ?? 'the card'}'s card`,
+  setting: () => 'system prompt from Settings',
+  default: () => 'built-in system prompt',
+};
+
+/** "Eldoria via chat" for a lore or canon-law source that names its world and link. */
+function worldVia(src) {
+  if (!src.world) return src.world_id === undefined ? null : `world ${src.world_id}`;
+  return src.via ? `${src.world} via ${src.via}` : src.world;
+}
+
 /** A cast member's name from the chat's cast, else "character N". */
 function nameOf(id, names) {
   return names.get(id) ?? (id === undefined || id === null ? 'someone' : `character ${id}`);
@@ -71,11 +88,11 @@ export function describeSource(section, names = new Map()) {
   const parts = [];
   switch (section.kind) {
     case 'lore':
-      parts.push(`entry ${src.entry_id}`, loreReason(src));
+      parts.push(`entry ${src.entry_id}`, worldVia(src), loreReason(src));
       if (src.matched?.length) parts.push(`matched: ${src.matched.join(', ')}`);
       break;
     case 'canon_law':
-      parts.push(`entry ${src.entry_id}`, 'always known');
+      parts.push(`entry ${src.entry_id}`, worldVia(src), 'always known');
       break;
     case 'card_full':
       parts.push(src.name ?? nameOf(src.character_id, names), 'full card');
@@ -94,10 +111,14 @@ export function describeSource(section, names = new Map()) {
       if (src.turns) parts.push(`turns ${idRange(src.turns)}`);
       break;
     case 'system':
+      parts.push(SYSTEM_ORIGINS[src.origin]?.(src) ?? null);
       if (src.mode) parts.push(`${src.mode} mode`);
       break;
     case 'persona':
       parts.push(src.name ?? 'persona');
+      break;
+    case 'instruction':
+      parts.push(src.character_id ? `${nameOf(src.character_id, names)} speaks next` : 'the narrator', `${src.mode} mode`);
       break;
     case 'reminder':
       if (src.scene) parts.push(`${nameOf(src.character_id, names)} ${src.scene}`);
@@ -111,6 +132,27 @@ export function describeSource(section, names = new Map()) {
     parts.push(...Object.entries(src).map(([k, v]) => `${k}: ${Array.isArray(v) ? v.join(', ') : v}`));
   }
   return parts.filter((p) => p !== undefined && p !== null && p !== '').join(' · ');
+}
+
+/** "in about 3 min" / "after the next reply" for a rejection's retry time. */
+function retryText(seconds) {
+  if (!seconds) return 'after the next reply';
+  return seconds < 90 ? `in about ${seconds} s` : `in about ${Math.round(seconds / 60)} min`;
+}
+
+/**
+ * Background answers the server rejected for this prompt (a capsule, a scene summary): what, why, the
+ * rejected text, and when it is tried again; the previous capsule or summary stays in use meanwhile.
+ */
+export function backgroundNotes(notes = [], names = new Map()) {
+  if (!notes.length) return null;
+  return el('ul', { class: 'insp-background', 'aria-label': 'Rejected background answers' },
+    notes.map((n) => el('li', { class: 'insp-bg-note', dataset: { kind: n.kind } },
+      icon('alert', { size: 15 }),
+      el('span', {}, n.kind === 'capsule' ? `Capsule for ${nameOf(n.character_id, names)}` : 'Scene summary',
+        `: the model's answer was rejected (${n.reason}). The previous one stays in use; tried again `
+        + `${retryText(n.retry_in_s)}.`),
+      n.answer ? el('code', { class: 'insp-bg-answer' }, n.answer) : null)));
 }
 
 /** A stable key for a section (to keep rows open across refreshes). */
@@ -239,7 +281,10 @@ export function createInspector({ chatId, signal }) {
     if (filter && !doc.sections.some((s) => s.kind === filter)) filter = null;
     replace(overview, overviewParts(doc));
     replace(chips, filterChips(doc));
-    replace(list, doc.sections.map((section, index) => sectionRow(section, index)));
+    const rows = doc.sections.map((section, index) => sectionRow(section, index));
+    const at = doc.prefix?.index;
+    if (Number.isInteger(at) && at >= 0 && at < rows.length) rows.splice(at, 0, prefixMarker(doc.prefix));
+    replace(list, rows);
     applyFilter();
     replace(expandBtn.querySelector('.chat-tool-text'), 'Expand all');
   }
@@ -272,7 +317,39 @@ export function createInspector({ chatId, signal }) {
       el('span', { class: 'insp-seg-free', style: { flex: '1' } }),
       el('span', { class: 'insp-seg-reserve', style: { width: `${((reserve / context) * 100).toFixed(3)}%` },
         title: `reply reserve · ${formatCount(reserve)} tokens` })),
+      cacheLine(data.prefix),
+      loreLine(data.lore),
+      data.worlds?.length ? el('p', { class: 'insp-worlds' }, 'Worlds: ',
+        data.worlds.map((w, i) => [i ? ', ' : '', el('strong', {}, w.name), ` (${w.label})`])) : null,
+      backgroundNotes(data.background, names),
     ];
+  }
+
+  /** How much of the last reply's prompt the server keeps cached for this one, and why it breaks. */
+  function cacheLine(prefix) {
+    if (!prefix?.reason) return null;
+    const kept = prefix.kept_tokens ?? 0;
+    const before = prefix.previous_tokens ?? 0;
+    const pct = before ? Math.round((kept / before) * 100) : 0;
+    return el('p', { class: 'insp-cache', dataset: { planned: String(Boolean(prefix.planned)) } },
+      before ? el('span', {}, 'Cached prefix: ', el('strong', {}, formatCount(kept)),
+        ` of the last reply's ${formatCount(before)} tokens (${pct}%) stay. `) : null,
+      el('span', { class: 'insp-dim' }, `Breaks: ${prefix.reason}.`));
+  }
+
+  /** All lore in the prompt (old notes and this turn's) against world.lore_token_budget. */
+  function loreLine(lore) {
+    if (!lore || lore.budget === null || lore.budget === undefined) return null;
+    return el('p', { class: 'insp-lore', dataset: { over: String(lore.tokens > lore.budget) } }, 'Lore: ',
+      el('strong', { class: 'insp-lore-tokens' }, formatCount(lore.tokens)),
+      ` of ${formatCount(lore.budget)} tokens (lore budget)`);
+  }
+
+  /** The line drawn before the first section the server must read again. */
+  function prefixMarker(prefix) {
+    return el('li', { class: 'insp-break', role: 'note', dataset: { planned: String(Boolean(prefix.planned)) } },
+      el('span', { class: 'insp-break-label' }, 'Prefix breaks here'),
+      el('span', { class: 'insp-break-reason' }, prefix.reason));
   }
 
   /** "All" plus one chip per kind present (count and tokens); a chip doubles as the bar's legend. */
@@ -311,7 +388,7 @@ export function createInspector({ chatId, signal }) {
         el('span', { class: 'insp-unit' }, ' tok'))),
     el('div', { class: 'insp-detail' },
       el('p', { class: 'insp-meta' },
-        `${section.role} message · ${section.placement === 'head' ? 'head (system prompt)' : 'in the conversation'}`
+        `${section.role} message · ${PLACEMENTS[section.placement] ?? section.placement}`
         + ` · ${share}% of the prompt`),
       el('pre', { class: 'insp-text' }, section.text || '(empty)'),
       el('p', { class: 'insp-meta insp-src-json' }, JSON.stringify(section.source ?? {}))));

@@ -1,8 +1,10 @@
 /**
- * The message log of one chat: message bubbles (speaker, safe markup, status badge, swipe arrows on the last
- * reply, a per-message error line) in a scroll box that follows new text unless the user scrolled up.
+ * The message log of one chat: message bubbles (speaker avatar and name, safe markup, status badge, swipe arrows
+ * on the last reply, a per-message error line) in a scroll box that follows new text unless the user scrolled up.
+ * The swipe arrows are always on the newest reply, SillyTavern style: "›" on its newest version asks for a new one.
  */
 
+import { avatar } from '../avatar.js';
 import { el, replace } from '../dom.js';
 import { badge } from '../ui.js';
 import { messageActions } from './edit.js';
@@ -12,12 +14,7 @@ import { clock } from './time.js';
 
 const PIN_SLACK_PX = 48;
 
-/** A stable hue (0-359) for a name's avatar. */
-export function hue(name) {
-  let h = 0;
-  for (const ch of String(name)) h = (h * 31 + ch.codePointAt(0)) % 360;
-  return h;
-}
+export { hue } from '../avatar.js';
 
 /** The display name of a message's speaker. */
 function speaker(msg) {
@@ -25,10 +22,10 @@ function speaker(msg) {
   return msg.role === 'user' ? 'You' : msg.role === 'system' ? 'System' : 'Narrator';
 }
 
-/** The round avatar with the speaker's initial. */
-function avatar(name) {
-  return el('div', { class: 'msg-avatar', style: { '--hue': hue(name) }, 'aria-hidden': 'true' },
-    (Array.from(name)[0] ?? '?').toUpperCase());
+/** The speaker's picture: pictureOf(msg) may give {url, hasAvatar}; else the initial tile. */
+function speakerAvatar(msg, name, pictureOf) {
+  const picture = pictureOf?.(msg) ?? null;
+  return avatar({ name, url: picture?.url, hasAvatar: Boolean(picture?.hasAvatar), className: 'msg-avatar' });
 }
 
 /** The text of a message, or the typing dots for a reply with no text yet. */
@@ -41,26 +38,35 @@ function body(msg) {
   return el('div', { class: ['msg-text', streaming && 'is-streaming'] }, markup(msg.content));
 }
 
-/** ‹ n/m › controls for a reply with several swipes. */
+/**
+ * ‹ n/m › controls of the newest reply. onSwipe(msg, index) gets the version to show; on the newest version
+ * "›" asks for index === count, which means "write a new version".
+ */
 function swipeControls(msg, { busy, onSwipe }) {
-  const index = msg.swipe_index ?? 0;
-  const count = msg.swipe_count ?? 0;
+  const count = Math.max(msg.swipe_count ?? 0, 1);
+  const index = Math.min(msg.swipe_index ?? 0, count - 1);
+  const newest = index >= count - 1;
   const arrow = (dir, label, target, disabled) => el('button', {
-    type: 'button', class: 'swipe-btn', 'aria-label': label, dataset: { dir }, disabled: disabled || busy,
-    on: { click: () => onSwipe(msg, target) },
+    type: 'button', class: 'swipe-btn', 'aria-label': label, title: label, dataset: { dir },
+    disabled: disabled || busy, on: { click: () => onSwipe(msg, target) },
   }, dir === 'prev' ? '‹' : '›');
   return el('div', { class: 'swipes', role: 'group', 'aria-label': 'Reply versions' },
     arrow('prev', 'Previous version', index - 1, index <= 0),
     el('span', { class: 'swipe-count' }, `${index + 1}/${count}`),
-    arrow('next', 'Next version', index + 1, index >= count - 1));
+    arrow('next', newest ? 'Write a new version' : 'Next version', index + 1, false));
+}
+
+/** True when a message can show the swipe arrows (a finished reply). */
+function swipeable(msg) {
+  return msg.role === 'assistant' && msg.status !== 'streaming';
 }
 
 /** The inner parts of one message article. */
-function messageParts(entry, { isLastReply, busy, onSwipe, actions, extras }) {
+function messageParts(entry, { isLastReply, busy, onSwipe, actions, extras, pictureOf }) {
   const { msg, error, editor } = entry;
   const name = speaker(msg);
   return [
-    avatar(name),
+    speakerAvatar(msg, name, pictureOf),
     el('div', { class: 'msg-main' },
       el('header', { class: 'msg-head' },
         el('span', { class: 'msg-name' }, name),
@@ -68,7 +74,7 @@ function messageParts(entry, { isLastReply, busy, onSwipe, actions, extras }) {
         el('time', { class: 'msg-time', datetime: msg.created_at ?? '' }, clock(msg.created_at)),
         actions && !editor && msg.status !== 'streaming' && messageActions(msg, actions, { busy })),
       el('div', { class: ['msg-bubble', editor && 'is-editing'] }, editor ?? body(msg)),
-      isLastReply && (msg.swipe_count ?? 0) > 1 && swipeControls(msg, { busy, onSwipe }),
+      isLastReply && onSwipe && !editor && swipeable(msg) && swipeControls(msg, { busy, onSwipe }),
       extras?.(msg),
       error && el('p', { class: 'msg-error', role: 'alert' }, icon('alert', { size: 16 }), el('span', {}, error))),
   ];
@@ -76,10 +82,11 @@ function messageParts(entry, { isLastReply, busy, onSwipe, actions, extras }) {
 
 /**
  * Create the log. onSwipe(message, index) is called by the swipe arrows; extras(message) may return a node shown
- * under the bubble (the message's images). Returns the element and methods to change it: set, prepend, upsert,
- * appendText, remove, setError, setBusy, redraw, get, last, lastReply, scrollToEnd.
+ * under the bubble (the message's images); pictureOf(message) may return {url, hasAvatar} for its speaker.
+ * Returns the element and methods to change it: set, prepend, upsert, appendText, remove, setError, setBusy,
+ * redraw, redrawAll, get, last, lastReply, lastOfRole, scrollToEnd.
  */
-export function createMessageList({ onSwipe, header = null, actions = null, extras = null } = {}) {
+export function createMessageList({ onSwipe, header = null, actions = null, extras = null, pictureOf = null } = {}) {
   const items = el('div', { class: 'msg-items' });
   const empty = el('p', { class: 'msg-empty' }, 'No messages yet. Say hello.');
   const node = el('div', { class: 'messages', role: 'log', 'aria-label': 'Messages', tabindex: '0' },
@@ -92,6 +99,11 @@ export function createMessageList({ onSwipe, header = null, actions = null, extr
   node.addEventListener('scroll', () => {
     pinned = node.scrollHeight - node.scrollTop - node.clientHeight < PIN_SLACK_PX;
   }, { passive: true });
+  // The log gets shorter when something above or below it grows (a notice over the composer, a banner, the
+  // on-screen keyboard): stay on the newest line if the user was there.
+  if (typeof ResizeObserver === 'function') {
+    new ResizeObserver(() => { if (pinned) node.scrollTop = node.scrollHeight; }).observe(node);
+  }
 
   /** Id of the last assistant message. */
   function lastReplyId() {
@@ -109,7 +121,8 @@ export function createMessageList({ onSwipe, header = null, actions = null, extr
     const { msg } = entry;
     entry.node.className = ['msg', `msg-${msg.role}`, entry.error && 'has-error'].filter(Boolean).join(' ');
     entry.node.dataset.status = msg.status ?? 'complete';
-    replace(entry.node, messageParts(entry, { isLastReply: id === lastReplyId(), busy, onSwipe, actions, extras }));
+    const isLastReply = id === lastReplyId() && order.at(-1) === id;
+    replace(entry.node, messageParts(entry, { isLastReply, busy, onSwipe, actions, extras, pictureOf }));
     if (focusedDir) entry.node.querySelector(`.swipe-btn[data-dir="${focusedDir}"]:not([disabled])`)?.focus();
   }
 
@@ -216,6 +229,10 @@ export function createMessageList({ onSwipe, header = null, actions = null, extr
     clearErrors() {
       for (const [id, known] of entries) if (known.error) { known.error = null; draw(id); }
     },
+    /** Draw every message again (the speakers' pictures changed); keeps following the bottom. */
+    redrawAll() {
+      follow(() => order.forEach((id) => { if (!entries.get(id).editor) draw(id); }));
+    },
     /** Draw one message again (its extras changed); keeps following the bottom. */
     redraw(id) {
       if (entries.has(id) && !entries.get(id).editor) follow(() => draw(id));
@@ -263,6 +280,14 @@ export function createMessageList({ onSwipe, header = null, actions = null, extr
     lastReply() {
       const id = lastReplyId();
       return id === null ? null : { ...entries.get(id).msg };
+    },
+    /** The newest message with this role ('user', 'assistant'), or null. */
+    lastOfRole(role) {
+      for (let i = order.length - 1; i >= 0; i -= 1) {
+        const { msg } = entries.get(order[i]);
+        if (msg.role === role) return { ...msg };
+      }
+      return null;
     },
     /** The oldest message, or null. */
     first() {

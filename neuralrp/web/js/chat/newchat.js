@@ -1,10 +1,14 @@
 /**
  * The "New chat" dialog: pick characters from the library and/or paste (or load from a .json file) a
- * character card, optionally a title and the persona's name; POST /api/chats and resolve to the new chat.
+ * character card, optionally a title, the persona (a library persona, else a name; the default persona is
+ * preselected), the chat's own worlds and which greetings open a group chat; POST /api/chats and resolve to the
+ * new chat.
  */
 
 import { get, post } from '../api.js';
+import { avatar } from '../avatar.js';
 import { el, replace } from '../dom.js';
+import { checkedWorlds, worldChecklist } from './chatworlds.js';
 import { actionButton, icon } from './icons.js';
 
 /** Read a File as text. */
@@ -20,19 +24,27 @@ function field(id, label, control, hint) {
     hint && el('p', { class: 'field-hint', id: `${id}-hint` }, hint));
 }
 
-/** The checkbox list of library characters (or a note when the library is empty). */
+/** The picture URL of a library summary, versioned so a new avatar is not hidden by the cache. */
+function pictureUrl(c) {
+  const base = c.avatar_url || `/api/characters/${c.id}/avatar`;
+  return c.updated_at ? `${base}?v=${encodeURIComponent(c.updated_at)}` : base;
+}
+
+/** The checkbox list of library characters with their pictures (or a note when the library is empty). */
 function characterPicker(characters) {
   if (!characters.length) {
     return el('p', { class: 'field-hint' }, 'Your library has no characters yet: paste a card below.');
   }
   return el('div', { class: 'pick-list' }, characters.map((c) => {
     const id = `newchat-char-${c.id}`;
-    const blurb = c.card?.data?.description ?? '';
+    const blurb = c.description ?? c.card?.data?.description ?? '';
     return el('div', { class: 'pick' },
       el('input', { type: 'checkbox', id, name: 'character', value: String(c.id) }),
       el('label', { for: id },
-        el('span', { class: 'pick-name' }, c.name),
-        blurb && el('span', { class: 'pick-blurb' }, blurb.length > 90 ? `${blurb.slice(0, 90)}…` : blurb)));
+        avatar({ name: c.name, url: pictureUrl(c), hasAvatar: Boolean(c.has_avatar), className: 'pick-avatar' }),
+        el('span', { class: 'pick-text' },
+          el('span', { class: 'pick-name' }, c.name),
+          blurb && el('span', { class: 'pick-blurb' }, blurb.length > 90 ? `${blurb.slice(0, 90)}…` : blurb))));
   }));
 }
 
@@ -60,6 +72,15 @@ export function openNewChatDialog() {
     const title = el('input', { id: 'newchat-title', class: 'input', type: 'text', autocomplete: 'off' });
     const persona = el('input', { id: 'newchat-persona', class: 'input', type: 'text', autocomplete: 'off',
       placeholder: 'User' });
+    const personaPick = el('select', { id: 'newchat-persona-pick', class: 'input' },
+      el('option', { value: '' }, '— type a name —'));
+    const personaRow = field('newchat-persona-pick', 'Persona', personaPick);
+    personaRow.hidden = true; // shown once the library has personas
+    const worlds = el('div', { class: 'picker' }, el('p', { class: 'field-hint' }, 'Loading worlds…'));
+    const greetings = el('select', { id: 'newchat-greetings', class: 'input' },
+      el('option', { value: '' }, 'As in Settings'),
+      el('option', { value: 'all' }, 'Every member\'s greeting, in cast order'),
+      el('option', { value: 'first' }, 'Only the first member\'s greeting'));
     const start = actionButton('Start chat', { variant: 'primary', icon: 'chat', type: 'submit' });
 
     const form = el('form', { class: 'dialog-form', method: 'dialog', novalidate: true,
@@ -75,7 +96,10 @@ export function openNewChatDialog() {
       field('newchat-file', 'Card file', cardFile),
       el('div', { class: 'field-row' },
         field('newchat-title', 'Title (optional)', title),
-        field('newchat-persona', 'Persona name', persona))),
+        personaRow,
+        field('newchat-persona', 'Persona name', persona)),
+      el('fieldset', { class: 'fieldset' }, el('legend', { class: 'field-label' }, 'Worlds (optional)'), worlds),
+      field('newchat-greetings', 'Greetings', greetings, 'For a group chat: how the chat opens.')),
     el('footer', { class: 'dialog-foot' }, error,
       actionButton('Cancel', { variant: 'ghost', onClick: () => dialog.close() }), start));
 
@@ -94,7 +118,11 @@ export function openNewChatDialog() {
       if (cardText.value.trim()) body.card = parseCard(cardText.value);
       if (!ids.length && !body.card) throw new Error('Pick a character or paste a character card.');
       if (title.value.trim()) body.title = title.value.trim();
-      if (persona.value.trim()) body.persona = { name: persona.value.trim() };
+      if (personaPick.value) body.persona_id = Number(personaPick.value);
+      else if (persona.value.trim()) body.persona = { name: persona.value.trim() };
+      const worldIds = checkedWorlds(worlds);
+      if (worldIds.length) body.world_ids = worldIds;
+      if (greetings.value) body.greetings = greetings.value;
       return body;
     }
 
@@ -130,8 +158,21 @@ export function openNewChatDialog() {
       resolve(result);
     });
 
+    personaPick.addEventListener('change', () => {
+      persona.closest('.field').hidden = Boolean(personaPick.value);
+    });
     document.body.append(dialog);
     dialog.showModal();
+    get('/api/personas', { quiet: true }).then((personas) => {
+      if (!personas?.length) return;
+      personaPick.append(...personas.map((p) => el('option', { value: String(p.id), selected: p.is_default },
+        p.is_default ? `${p.name} (default)` : p.name)));
+      personaRow.hidden = false;
+      personaPick.dispatchEvent(new Event('change'));
+    }).catch(() => {}); // a name can still be typed
+    get('/api/worlds', { quiet: true })
+      .then((list) => replace(worlds, worldChecklist(list ?? [], [], 'newchat-world')))
+      .catch((err) => replace(worlds, el('p', { class: 'form-error' }, err?.detail ?? String(err))));
     get('/api/characters', { quiet: true })
       .then((characters) => {
         replace(picker, characterPicker(characters ?? []));

@@ -1,7 +1,10 @@
 /**
  * One open chat: header, message log and composer, wired to the chat API. Sends stream their reply live;
- * stop, regenerate, continue and swipes; a reply already in progress (another tab, a reload) is polled.
- * Chat craft: each message can be edited in place, deleted (with undo), browsed in History, or forked from;
+ * stop, regenerate, continue and swipes; a reply already in progress (another tab, a reload) is followed live
+ * through GET /api/chats/{id}/stream (replayed from its start).
+ * Keyboard: ← / → browse the newest reply's versions (→ past the newest writes one), ↑ edits your last message,
+ * Esc stops a reply (shortcuts.js).
+ * Chat craft: each message can be copied, edited in place, deleted (with undo), browsed in History, or forked from;
  * the header can rename and export the chat. '#/chat/{id}?seq=N' scrolls to message N and flashes it; with
  * '&message=ID' and no live message N (it was deleted or folded into a summary) its History dialog opens instead.
  */
@@ -10,7 +13,8 @@ import { get, post } from '../api.js';
 import { el, replace } from '../dom.js';
 import { currentRoute, href, navigate } from '../router.js';
 import { badge } from '../ui.js';
-import { createCastControls } from './castpanel.js';
+import { createCastControls, MODES } from './castpanel.js';
+import { deleteChatWithUndo, headerTool, openChatPersona, openChatWorlds } from './chatworlds.js';
 import { createComposer } from './composer.js';
 import { createEditor, createRenamer, deleteWithUndo, withIcon } from './edit.js';
 import { createExportMenu } from './export.js';
@@ -21,19 +25,28 @@ import { createChatImages } from './images.js';
 import { createInspector, toolButton } from './inspector.js';
 import { chatName } from './list.js';
 import { createMessageList } from './messages.js';
-import { postEvents } from './stream.js';
+import { bindChatShortcuts } from './shortcuts.js';
+import { followEvents, postEvents } from './stream.js';
 import { summariesButton } from './summaries.js';
 
 const PAGE = 200;
-const POLL_MS = 1000;
-const MODES = { narrator: 'Narrator', focus: 'Focus', auto: 'Auto' };
 
-/** Wait ms, or less when the signal aborts. */
-function sleep(ms, signal) {
-  return new Promise((resolve) => {
-    const timer = setTimeout(resolve, ms);
-    signal?.addEventListener('abort', () => { clearTimeout(timer); resolve(); }, { once: true });
-  });
+/** What the chat's reply mode means, in words ("Focus: only Seraphina replies, in the first person"). */
+export function modeSentence(chat) {
+  const mode = MODES.find((m) => m.value === chat.mode);
+  if (!mode) return chat.mode ?? '';
+  const focus = (chat.cast ?? []).find((c) => c.character_id === chat.focus_character_id);
+  return `${mode.label}: ${mode.value === 'focus' && focus ? mode.sentence.replace('the focus character', focus.name)
+    : mode.sentence}`;
+}
+
+/** A picture lookup for the message log: the speaker's cast entry gives its avatar. */
+function castPictures(chat) {
+  const byId = new Map((chat?.cast ?? []).map((c) => [c.character_id, c]));
+  return (msg) => {
+    const member = msg.role === 'assistant' ? byId.get(msg.character_id) : null;
+    return member ? { url: member.avatar_url, hasAvatar: Boolean(member.has_avatar) } : null;
+  };
 }
 
 /** True for an abort (leaving the view) rather than a failure. */
@@ -54,11 +67,14 @@ function chatHeader({ tools = [], mode = null } = {}) {
     title,
     /** Add more tool controls after the given ones. */
     addTools(...more) { node.querySelector('.chat-tools').append(...more); },
-    /** Fill in the chat's name, cast and mode. */
+    /** Fill in the chat's name, cast and what its mode means. */
     show(chat) {
       title.textContent = chatName(chat);
       const cast = (chat.cast ?? []).map((c) => c.name).join(', ');
-      replace(meta, chat.title && cast ? el('span', {}, cast) : null, badge(MODES[chat.mode] ?? chat.mode, 'accent'));
+      const label = MODES.find((m) => m.value === chat.mode)?.label ?? chat.mode;
+      replace(meta, chat.title && cast ? el('span', { class: 'chat-meta-cast' }, cast) : null,
+        el('span', { class: 'chat-meta-mode' }, modeSentence(chat)), badge(label, 'accent'),
+        chat.persona?.name ? el('span', { class: 'chat-meta-persona' }, `as ${chat.persona.name}`) : null);
     },
   };
 }
@@ -73,9 +89,11 @@ export function openChat(container, chatId, { signal, onActivity: listChanged = 
   let watching = false;
   let stream = null; // AbortController of the running POST
   let current = null; // the chat as the server last sent it
+  let pictures = () => null; // the speakers' avatars, from the chat's cast
 
   const inspector = createInspector({ chatId, signal });
-  const cast = createCastControls({ chatId, signal, onChange: (chat) => showChat(chat) });
+  const cast = createCastControls({ chatId, signal, onChange: (chat) => showChat(chat),
+    onSpeak: (member) => generate('speak', { character_id: member.character_id }) });
   const images = createChatImages({ chatId, signal });
   const header = chatHeader({ mode: cast.mode,
     tools: [cast.button, summariesButton({ chatId, onChanged: () => (generating ? inspector.refresh() : load()) }),
@@ -84,7 +102,9 @@ export function openChat(container, chatId, { signal, onActivity: listChanged = 
   const onActivity = () => { listChanged(); inspector.refresh(); };
   /** Show the chat's name, cast and mode everywhere. */
   const showChat = (chat) => {
+    const castChanged = JSON.stringify(chat.cast) !== JSON.stringify(current?.cast);
     current = chat; header.show(chat); cast.show(chat); inspector.setChat(chat); images.setChat(chat);
+    if (castChanged) { pictures = castPictures(chat); messages.redrawAll(); }
   };
   header.addTools(
     createRenamer({ chatId, titleNode: header.title, getTitle: () => current?.title ?? '', signal,
@@ -92,11 +112,17 @@ export function openChat(container, chatId, { signal, onActivity: listChanged = 
       makeButton: (text, fn) => withIcon(toolButton(text, 'edit', fn), 'edit') }),
     createExportMenu({ chatId, signal,
       makeButton: (text, fn, attrs) => withIcon(toolButton(text, 'download', fn, attrs), 'download') }).node,
-    ...images.tools);
+    ...images.tools,
+    headerTool('Worlds', 'globe', () => openChatWorlds({ chatId, onChanged: () => inspector.refresh() })),
+    headerTool('Persona', 'user', () => current && openChatPersona({ chat: current,
+      onChanged: (chat) => { showChat(chat); inspector.refresh(); } })),
+    headerTool('Delete chat', 'trash', () => current && !generating && deleteChatWithUndo(current, {
+      onDeleted: () => { listChanged(); navigate('chat'); },
+      onRestored: (chat) => { listChanged(); navigate('chat', chat.id); } })));
   const earlier = el('button', { type: 'button', class: 'btn btn-ghost btn-small load-earlier', hidden: true,
     on: { click: () => loadEarlier() } }, 'Load earlier messages');
   const messages = createMessageList({ onSwipe: (msg, index) => swipe(msg, index), header: earlier,
-    extras: (msg) => images.extras(msg), actions: {
+    extras: (msg) => images.extras(msg), pictureOf: (msg) => pictures(msg), actions: {
     onEdit: (msg) => editMessage(msg),
     onDelete: (msg) => deleteWithUndo(msg, { signal, onDeleted: () => messages.remove(msg.id),
       onRestored: () => load() }),
@@ -111,6 +137,8 @@ export function openChat(container, chatId, { signal, onActivity: listChanged = 
   });
   images.attach(messages);
   replace(container, header.node, images.strip, messages.node, composer.node);
+  bindChatShortcuts({ signal, composerInput: composer.input, isGenerating: () => generating,
+    swipe: (step) => swipeLast(step), editLast: () => editLastOwn(), stop: () => stop() });
 
   /** Flip the busy state everywhere. */
   function setGenerating(flag) {
@@ -124,12 +152,15 @@ export function openChat(container, chatId, { signal, onActivity: listChanged = 
     if (event.type === 'user') {
       state.userId = event.message.id;
       messages.upsert(event.message);
-      composer.clear();
+      if (!state.watching) composer.clear(); // a followed reply: the draft in this tab is not that message
     } else if (event.type === 'start') {
       state.replyId = event.message.id;
       messages.upsert(event.message);
     } else if (event.type === 'token') {
       messages.appendText(state.replyId, event.text);
+    } else if (event.type === 'done' && event.more) { // Auto: the next addressed character answers now
+      settle(event.message, state, null);
+      state.replyId = null;
     } else if (event.type === 'done' || event.type === 'error') {
       state.ended = true;
       settle(event.message, state, event.type === 'error' ? event.detail : null);
@@ -208,14 +239,32 @@ export function openChat(container, chatId, { signal, onActivity: listChanged = 
     }
   }
 
-  /** Show another swipe of a reply. */
+  /** Show another swipe of a reply; asking for the one after the newest writes a new version. */
   async function swipe(msg, index) {
-    if (generating) return;
+    if (generating || index < 0) return;
+    if (index >= Math.max(msg.swipe_count ?? 0, 1)) {
+      await generate('regenerate', {});
+      return;
+    }
     try {
       messages.upsert(await post(`${base}/messages/${msg.id}/swipe`, { index }, { signal, quiet: true }));
     } catch (err) {
       if (!aborted(err, signal)) composer.setNotice(err?.detail ?? String(err));
     }
+  }
+
+  /** ← / →: the newest reply's previous or next version (past the newest: a new one). */
+  function swipeLast(step) {
+    const last = messages.last();
+    if (!last || last.role !== 'assistant' || last.status === 'streaming') return;
+    const index = Math.min(last.swipe_index ?? 0, Math.max(last.swipe_count ?? 0, 1) - 1) + step;
+    if (index >= 0) swipe(last, index);
+  }
+
+  /** ↑: edit your newest message. */
+  function editLastOwn() {
+    const mine = messages.lastOfRole('user');
+    if (mine) editMessage(mine);
   }
 
   /** Turn a message into its inline editor. */
@@ -264,8 +313,8 @@ export function openChat(container, chatId, { signal, onActivity: listChanged = 
     }
   }
 
-  /** Load the chat and its newest messages; a reply in progress starts the watch. */
-  async function load({ keepScroll = false } = {}) {
+  /** Load the chat and its newest messages; a reply in progress starts the watch (unless follow is false). */
+  async function load({ keepScroll = false, follow = true } = {}) {
     const scrollTop = messages.node.scrollTop;
     try {
       const [chat, page] = await Promise.all([
@@ -277,7 +326,7 @@ export function openChat(container, chatId, { signal, onActivity: listChanged = 
       messages.set(page.messages);
       if (keepScroll) messages.node.scrollTop = scrollTop;
       earlier.hidden = page.messages.length < PAGE;
-      if (page.generating) watch();
+      if (page.generating && follow) watch();
     } catch (err) {
       if (aborted(err, signal)) return;
       replace(container, el('div', { class: 'chat-missing' }, el('div', { class: 'state state-error', role: 'alert' },
@@ -304,35 +353,28 @@ export function openChat(container, chatId, { signal, onActivity: listChanged = 
     }
   }
 
-  /** A reply is being written elsewhere: show it and poll until it ends. */
+  /** A reply is being written elsewhere (another tab, before a reload): follow its events until it ends. */
   async function watch() {
     if (watching) return;
     watching = true;
     setGenerating(true);
     composer.setNotice('A reply is in progress…', 'info');
+    const state = { userId: null, replyId: null, ended: false, watching: true };
+    let ended = null;
     try {
-      for (;;) {
-        await sleep(POLL_MS, signal);
-        if (signal.aborted) return;
-        let page;
-        try {
-          page = await get(`${base}/messages`, { signal, quiet: true, query: { limit: PAGE } });
-        } catch (err) {
-          if (aborted(err, signal)) return;
-          continue;
-        }
-        for (const msg of page.messages.slice(-2)) messages.upsert(msg);
-        if (!page.generating) {
-          messages.set(page.messages);
-          break;
-        }
-      }
-      composer.setNotice(null);
+      ({ ended } = await followEvents(`${base}/stream`, { signal, onEvent: (event) => {
+        if (event.type === 'done' || event.type === 'error') composer.setNotice(null);
+        onEvent(event, state);
+      } }));
+      if (signal.aborted) return;
+      if (!state.ended) composer.setNotice(null);
       setGenerating(false);
-      onActivity();
     } finally {
       watching = false;
     }
+    // it ended before we joined (idle), or the stream could not be read (then no new watch: no retry loop)
+    if (!state.ended) await load({ follow: ended === 'idle' });
+    onActivity();
   }
 
   /** Show the demo-model label and say so when the LLM cannot answer. */

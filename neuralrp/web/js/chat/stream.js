@@ -2,6 +2,7 @@
  * Server-sent events over a POST: fetch + ReadableStream + TextDecoder (EventSource can only GET).
  * postEvents() sends a JSON body and hands every `data:` payload (parsed JSON) to onEvent; when the server
  * answers with JSON instead of a stream (an error before any text, a 409...), that body is returned.
+ * followEvents() follows a GET event stream (a running reply) with the browser's EventSource.
  */
 
 import { ApiError, errorDetail } from '../api.js';
@@ -102,4 +103,41 @@ export async function postEvents(path, body, { onEvent, signal } = {}) {
     streamed: false, status: response.status, ok: response.ok, body: data,
     detail: response.ok ? null : errorDetail(response.status, response.statusText, data),
   };
+}
+
+/** Event types of a reply stream; the last three end it (a `done` with `more` is followed by the next reply). */
+const REPLY_EVENTS = ['user', 'start', 'token', 'done', 'error', 'idle'];
+const FINAL_EVENTS = new Set(['done', 'error', 'idle']);
+
+/**
+ * Follow GET `path` (GET /api/chats/{id}/stream) with an EventSource, calling onEvent(json) per event.
+ * Resolves {ended: type} after done, error or idle, or {ended: null} when the stream cannot be read (or
+ * `signal` aborts). A dropped connection is retried by the browser; the server then replays the reply
+ * from its start, which the `start` event's message resets.
+ */
+export function followEvents(path, { onEvent, signal } = {}) {
+  return new Promise((resolve) => {
+    if (signal?.aborted) { resolve({ ended: null }); return; }
+    const source = new EventSource(path);
+    const finish = (ended) => {
+      source.close();
+      signal?.removeEventListener('abort', onAbort);
+      resolve({ ended });
+    };
+    const onAbort = () => finish(null);
+    signal?.addEventListener('abort', onAbort, { once: true });
+    const deliver = (message) => {
+      let event;
+      try { event = JSON.parse(message.data); } catch { return; }
+      onEvent?.(event);
+      if (FINAL_EVENTS.has(event.type) && !event.more) finish(event.type); // done+more: another reply follows
+    };
+    for (const type of REPLY_EVENTS) {
+      source.addEventListener(type, (message) => {
+        // 'error' is also the EventSource's own connection error, which carries no data
+        if (typeof message.data === 'string') deliver(message);
+        else if (source.readyState === EventSource.CLOSED) finish(null);
+      });
+    }
+  });
 }

@@ -5,6 +5,7 @@
  */
 
 import { del, get, post, put } from '../api.js';
+import { createLLMProgress } from '../llmtasks.js';
 import { el, replace } from '../dom.js';
 import { formatCount } from '../format.js';
 import { icon } from './icons.js';
@@ -75,6 +76,7 @@ export function openSummaries({ chatId, onChanged = () => {} }) {
 
     const meter = el('div', { class: 'sum-meter' });
     const running = el('p', { class: 'sum-running', role: 'status' });
+    const tasks = createLLMProgress({ kinds: ['summary'] }); // tokens so far and Cancel while the model writes
     const live = el('ol', { class: 'sum-list', 'aria-label': 'Live summaries' });
     const archived = el('div', { class: 'sum-archived-box' });
     const rerun = el('button', { type: 'button', class: 'btn btn-primary', on: { click: () => summarizeNow() } },
@@ -82,7 +84,7 @@ export function openSummaries({ chatId, onChanged = () => {} }) {
     const shell = modalShell({
       title: 'Summaries',
       className: 'sum-dialog',
-      body: [meter, running, live, archived],
+      body: [meter, running, tasks.node, live, archived],
       foot: [el('button', { type: 'button', class: 'btn btn-ghost', on: { click: () => shell.dialog.close() } },
         'Close'), rerun],
       onClose: () => { life.abort(); resolve(); },
@@ -250,6 +252,8 @@ export function openSummaries({ chatId, onChanged = () => {} }) {
       if (polling) return;
       polling = true;
       setRunning(true);
+      let finished = () => {};
+      tasks.track(new Promise((resolve) => { finished = resolve; }));
       try {
         for (;;) {
           await sleep(POLL_MS, signal);
@@ -265,6 +269,7 @@ export function openSummaries({ chatId, onChanged = () => {} }) {
         }
       } finally {
         polling = false;
+        finished();
       }
       await load();
       onChanged();

@@ -4,7 +4,8 @@
  * (extensions, character_book, V3 fields, unknown keys) go back unchanged.
  */
 
-import { el } from '../dom.js';
+import { get } from '../api.js';
+import { el, replace } from '../dom.js';
 import { field, textArea, textInput, uid } from './form.js';
 import { greetingsEditor } from './greetings.js';
 import { tagChips } from './tagchips.js';
@@ -34,9 +35,10 @@ const SECTIONS = [
     ['alternate_greetings', 'Alternate greetings', GREETINGS],
   ]],
   ['Prompt overrides', [
-    ['system_prompt', 'System prompt', AREA, 3, 'Replaces the global system prompt when set; {{original}} inserts it.'],
+    ['system_prompt', 'System prompt', AREA, 3,
+      'Replaces the global system prompt when this character chats alone; {{original}} inserts it.'],
     ['post_history_instructions', 'Post-history instructions', AREA, 3,
-      'Placed after the chat history; {{original}} inserts the global one.'],
+      'Placed after the chat history; {{original}} inserts the reply instruction it would replace.'],
   ]],
 ];
 export const TEXT_KEYS = SECTIONS.flatMap(([, fields]) => fields)
@@ -53,6 +55,39 @@ export function cardData(card) {
 /** A string value of the card, '' when absent or not a string. */
 function text(data, key) {
   return typeof data[key] === 'string' ? data[key] : '';
+}
+
+/** The world the card links by name (extensions.world, SillyTavern's linked lorebook), '' for none. */
+function linkedWorld(data) {
+  const name = data?.extensions?.world;
+  return typeof name === 'string' ? name.trim() : '';
+}
+
+/**
+ * The "Linked world" select: every library world by name, '' for none; a linked name the library lacks stays
+ * chosen (marked). The card's extensions.world is written from it. Returns {node, input, set(name)}.
+ */
+function worldPicker(current, { signal }) {
+  const input = el('select', { class: 'lib-input lib-select', name: 'world' });
+  let names = [];
+  const set = (chosen) => {
+    const known = names.find((n) => n.toLowerCase() === chosen.toLowerCase());
+    replace(input, el('option', { value: '' }, 'None'),
+      chosen && !known && el('option', { value: chosen }, `${chosen} (not in the library)`),
+      names.map((n) => el('option', { value: n }, n)));
+    input.value = known ?? chosen;
+  };
+  set(current);
+  get('/api/worlds', { signal, quiet: true })
+    .then((worlds) => {
+      if (signal?.aborted) return;
+      names = (worlds ?? []).map((w) => w.name);
+      set(input.value);
+    })
+    .catch(() => {}); // the current link stays shown; saving keeps it
+  const hint = 'Its lore joins every chat this character is in. The card keeps the world\'s name, as SillyTavern '
+    + 'does.';
+  return { node: field('Linked world', input, { hint, wide: true }), input, set };
 }
 
 /** One section card with its title and fields. */
@@ -97,8 +132,10 @@ export function cardForm(initialCard, { onDirty, signal }) {
     return field(label, control(key, kind, rows), { hint, wide: kind === AREA });
   }
 
+  const world = worldPicker(linkedWorld(data), { signal });
   const sections = SECTIONS.map(([title, fields]) => section(title,
     el('div', { class: ['lib-fields', title === 'Identity' && 'lib-fields-3'] }, fields.map(row))));
+  sections.push(section('World', el('div', { class: 'lib-fields' }, world.node)));
 
   // A text area reports "\r\n" as "\n": a field the user did not touch is sent exactly as stored.
   let shown = new Map([...controls].map(([key, input]) => [key, input.value]));
@@ -113,6 +150,9 @@ export function cardForm(initialCard, { onDirty, signal }) {
     }
     target.tags = tags.value();
     target.alternate_greetings = greetings.value();
+    if (world.input.value !== linkedWorld(target)) {
+      target.extensions = { ...(target.extensions ?? {}), world: world.input.value };
+    }
     if (target !== card) {
       for (const [top, key] of Object.entries(MIRRORS)) {
         if (typeof card[top] === 'string') card[top] = target[key];
@@ -131,6 +171,7 @@ export function cardForm(initialCard, { onDirty, signal }) {
       if (input.value !== text(next, key)) input.value = text(next, key);
     }
     shown = new Map([...controls].map(([key, input]) => [key, input.value]));
+    world.set(linkedWorld(next));
   }
 
   /** Adopt a card stored by another route (the visual tags), keeping unsaved edits in the form. */

@@ -1,4 +1,4 @@
-/** The Characters tab: debounced search, tag chips (AND), the grid, and drag-and-drop import onto it. */
+/** The Characters tab: debounced search, sort order, tag chips (AND), the grid, and drag-and-drop import onto it. */
 
 import { get } from '../api.js';
 import { el, replace } from '../dom.js';
@@ -10,13 +10,24 @@ import { splitList } from './form.js';
 import { tagFilter } from './tagfilter.js';
 
 const SEARCH_DELAY_MS = 250;
+/** The library's orders, as SillyTavern offers them: A-Z, last chatted with, newest added. */
+const SORTS = [['name', 'Name (A–Z)'], ['recent', 'Recently chatted'], ['created', 'Newest added']];
 
 /** Keep the filter in the address (without re-rendering) so Back from the editor restores it. */
-function rememberFilter(q, tags) {
+function rememberFilter(q, tags, sort) {
   const query = {};
   if (q) query.q = q;
   if (tags.length) query.tags = tags.join(',');
+  if (sort !== 'name') query.sort = sort;
   history.replaceState(null, '', href('library', query));
+}
+
+/** The sort select; onSort(value) when it changes. */
+function sortBox(value, onSort) {
+  const box = el('select', { class: 'lib-input lib-select lib-sort', name: 'sort', 'aria-label': 'Sort characters' },
+    SORTS.map(([v, label]) => el('option', { value: v, selected: v === value }, label)));
+  box.addEventListener('change', () => onSort(box.value));
+  return box;
 }
 
 /** A search box with a leading icon and a clear button. */
@@ -46,6 +57,7 @@ function searchBox(value, onSearch) {
 export function charactersTab(body, { query, signal, importer }) {
   let q = (query.get('q') ?? '').trim();
   let tags = splitList(query.get('tags'));
+  let sort = SORTS.some(([v]) => v === query.get('sort')) ? query.get('sort') : 'name';
   let seq = 0;
   const count = el('p', { class: 'lib-count', role: 'status' });
   const results = el('div', { class: 'lib-results-area' }, loading('Loading characters…'));
@@ -76,11 +88,11 @@ export function charactersTab(body, { query, signal, importer }) {
   /** Fetch the characters for the current search and tags, and draw them. */
   async function load() {
     const mine = ++seq;
-    rememberFilter(q, tags);
+    rememberFilter(q, tags, sort);
     results.setAttribute('aria-busy', 'true');
     try {
       const list = await get('/api/characters', {
-        query: { q: q || null, tags: tags.length ? tags.join(',') : null }, signal, quiet: true,
+        query: { q: q || null, tags: tags.length ? tags.join(',') : null, sort }, signal, quiet: true,
       });
       if (mine !== seq || signal.aborted) return;
       const n = list?.length ?? 0;
@@ -99,7 +111,7 @@ export function charactersTab(body, { query, signal, importer }) {
   const zone = el('div', { class: 'lib-grid-zone' }, results);
   importer.attachDropZone(zone);
   replace(body,
-    el('div', { class: 'lib-toolbar' }, search.node, count),
+    el('div', { class: 'lib-toolbar' }, search.node, sortBox(sort, (value) => { sort = value; load(); }), count),
     filter.node,
     importer.panel,
     zone);

@@ -1,20 +1,22 @@
 /**
- * The character editor page (#/library/character/{id}): the card form, Save (PUT the full card), Export PNG /
- * Export JSON downloads, Delete with confirmation, Start chat, and the linked lorebook.
+ * The character editor page (#/library/character/{id}): the card form and the appearance section under one Save
+ * (PUT the full card, then the appearance when it changed), Export PNG / Export JSON downloads, Delete with
+ * confirmation, Start chat, Change picture, the character's chats, and the linked lorebook.
  */
 
-import { ApiError, del, get, post, put } from '../api.js';
+import { ApiError, get, post, put } from '../api.js';
 import { el, replace } from '../dom.js';
 import { href } from '../router.js';
 import { toast } from '../toast.js';
 import { errorState, loading } from '../ui.js';
 import { cardData, cardForm, TEXT_KEYS } from './cardform.js';
-import { confirmDialog } from './confirm.js';
+import { deleteCharacter } from './deletechar.js';
 import { errorLine, guardEditor } from './form.js';
 import { regenerateButtons } from './generate.js';
 import { avatar } from './grid.js';
 import { icon, libButton, libLink } from './icons.js';
 import { renderLorebook } from './lorebook.js';
+import { characterChats, pictureChanger, showPicture } from './sidepanel.js';
 import { visualSection } from './visual.js';
 
 /**
@@ -29,17 +31,20 @@ export function namedField(detail, keys = TEXT_KEYS) {
   return byLength.find((key) => new RegExp(`\\b${key}\\b`, 'i').test(text)) ?? null;
 }
 
-/** Side panel: avatar, name, creator line, and the page's actions. */
-function sidePanel(character, actions) {
+/** Side panel: avatar (with Change picture), name, creator line, the page's actions and the character's chats. */
+function sidePanel(character, actions, { signal }) {
   const data = cardData(character.card);
   const byline = [data.creator && `by ${data.creator}`, data.character_version && `v${data.character_version}`]
     .filter(Boolean).join(' · ');
+  const frame = el('div', { class: 'lib-editor-avatar' }, avatar(character, { eager: true }));
   return el('aside', { class: 'lib-editor-side' },
-    el('div', { class: 'lib-editor-avatar' }, avatar(character, { eager: true })),
+    el('div', { class: 'lib-editor-picture' }, frame,
+      pictureChanger(character, { signal, onChanged: (updated) => showPicture(frame, updated) })),
     el('div', { class: 'lib-editor-id' },
       el('h1', { class: 'page-title lib-editor-name' }, character.name),
       byline && el('p', { class: 'page-subtitle' }, byline)),
-    el('div', { class: 'lib-editor-actions' }, actions));
+    el('div', { class: 'lib-editor-actions' }, actions),
+    characterChats(character, { signal }));
 }
 
 /** Render the editor for character `id` into `root`. */
@@ -58,11 +63,13 @@ export async function renderCharacterEditor(root, { signal, navigate }, id) {
   if (signal.aborted) return undefined;
 
   let dirty = false;
+  let cardDirty = false; // the card form changed (the appearance section keeps its own flag)
   let saving = false;
   const status = el('p', { class: 'lib-save-status', role: 'status' }, 'All changes saved');
   const problem = errorLine();
-  const setDirty = (on) => {
+  const setDirty = (on, card = on) => {
     dirty = on;
+    if (card || !on) cardDirty = on;
     status.textContent = on ? 'Unsaved changes' : 'All changes saved';
     status.classList.toggle('is-dirty', on);
   };
@@ -71,14 +78,30 @@ export async function renderCharacterEditor(root, { signal, navigate }, id) {
   const saveButton = libButton('Save', { variant: 'primary', icon: 'save', type: 'submit' });
   const lore = el('section', { class: 'lib-section lib-lorebook' });
   const visual = visualSection(character, { signal, description: () => form.controls.get('description')?.value,
-    onSaved: (updated) => { character = updated; form.rebase(updated.card); } });
+    onDirty: () => setDirty(true, cardDirty) });
 
   /** Clear the marks of a refused field. */
   function unmark() {
     for (const input of form.controls.values()) input.removeAttribute('aria-invalid');
   }
 
-  /** PUT the full card; true when stored. A refused field is named inline next to the Save button. */
+  /** PUT the card (when the form changed) and then the appearance (when it changed); true when stored. */
+  async function storeBoth() {
+    if (cardDirty || !visual.isDirty()) {
+      const body = { card: form.cardToSave() };
+      const updated = await put(`/api/characters/${character.id}`, body, { quiet: true, signal });
+      character = updated;
+      form.fill(updated.card);
+      cardDirty = false;
+    }
+    const looks = await visual.save(); // after the card: the appearance is written into the stored card too
+    if (looks) {
+      character = looks;
+      form.rebase(looks.card);
+    }
+  }
+
+  /** Save everything; a refused field is named inline next to the Save button. */
   async function save() {
     if (saving) return false;
     saving = true;
@@ -86,14 +109,11 @@ export async function renderCharacterEditor(root, { signal, navigate }, id) {
     problem.hide();
     unmark();
     try {
-      const body = { card: form.cardToSave() };
-      const updated = await put(`/api/characters/${character.id}`, body, { quiet: true, signal });
-      character = updated;
-      form.fill(updated.card);
-      root.querySelector('.lib-editor-name').textContent = updated.name;
-      document.title = `${updated.name} · NeuralRP`;
+      await storeBoth();
+      root.querySelector('.lib-editor-name').textContent = character.name;
+      document.title = `${character.name} · NeuralRP`;
       setDirty(false);
-      toast(`Saved ${updated.name}.`, { kind: 'success' });
+      toast(`Saved ${character.name}.`, { kind: 'success' });
       return true;
     } catch (err) {
       if (err?.name === 'AbortError' || signal.aborted) return false;
@@ -123,17 +143,16 @@ export async function renderCharacterEditor(root, { signal, navigate }, id) {
     }
   }
 
-  /** Ask, then delete the character and go back to the library. */
+  /** Ask (and what to do with its chats), then delete the character and go back to the library. */
   async function remove() {
-    const ok = await confirmDialog({ title: `Delete ${character.name}?`, confirm: 'Delete',
-      text: 'The character and its card are removed from the library. Worlds and other characters stay.' });
-    if (!ok || signal.aborted) return;
     try {
-      await del(`/api/characters/${character.id}`, { quiet: true });
-      toast(`Deleted ${character.name}.`, { kind: 'success' });
+      const done = await deleteCharacter(character, { signal });
+      if (!done || signal.aborted) return;
+      const chats = { keep: ' Its chats stay.', delete: ' Its chats were deleted too.' }[done] ?? '';
+      toast(`Deleted ${character.name}.${chats}`, { kind: 'success' });
       navigate('library');
     } catch (err) {
-      problem.show(err?.detail ?? String(err));
+      if (err?.name !== 'AbortError') problem.show(err?.detail ?? String(err));
     }
   }
 
@@ -147,12 +166,13 @@ export async function renderCharacterEditor(root, { signal, navigate }, id) {
   const formNode = el('form', { class: 'lib-editor-form', novalidate: true, 'aria-label': 'Character card',
     on: {
       submit: (e) => { e.preventDefault(); save(); },
-      input: (e) => { if (!e.target.closest('.lib-tag-picker')) setDirty(true); }, // typing a tag is not an edit
+      // typing a tag is not an edit yet; the appearance section reports its own changes
+      input: (e) => { if (!e.target.closest('.lib-tag-picker, .lib-visual')) setDirty(true); },
     } },
   form.node, visual.node, lore,
   el('div', { class: 'lib-savebar' }, el('div', { class: 'lib-savebar-text' }, status, problem.node), saveButton));
 
-  replace(root, crumbs, el('div', { class: 'lib-editor' }, sidePanel(character, actions), formNode));
+  replace(root, crumbs, el('div', { class: 'lib-editor' }, sidePanel(character, actions, { signal }), formNode));
   document.title = `${character.name} · NeuralRP`;
   renderLorebook(lore, character.world_id ?? null, { signal });
 

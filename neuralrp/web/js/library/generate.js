@@ -1,11 +1,13 @@
 /**
  * Card generation in the library: "Generate character" (a description -> a draft in the card editor),
  * per-field "Regenerate", "Make card from chat" (cast panel), and "Generate world" (draft entries to edit).
- * Drafts are never stored until the user saves them; the draft itself waits in sessionStorage.
+ * Drafts are never stored until the user saves them; the draft itself waits in sessionStorage. While the model
+ * writes, a strip (llmtasks.js) shows the tokens so far and a Cancel button.
  */
 
 import { ApiError, post, put } from '../api.js';
 import { el, replace } from '../dom.js';
+import { createLLMProgress } from '../llmtasks.js';
 import { href, navigate as go } from '../router.js';
 import { toast } from '../toast.js';
 import { cardData, cardForm } from './cardform.js';
@@ -64,16 +66,17 @@ export function openGenerateCharacter({ navigate = go } = {}) {
     placeholder: 'A few sentences: who they are, how they look, what they are like.' });
   const name = textInput('gen_name', '', { placeholder: 'Optional' });
   const problem = errorLine();
+  const progress = createLLMProgress({ kinds: ['cardgen'] });
   const run = libButton('Generate', { variant: 'primary', onClick: () => busy(run, problem, async () => {
     if (!description.value.trim()) { problem.show('Describe the character first.'); return; }
     const body = { description: description.value, name: name.value.trim() || null };
-    const { card } = await post('/api/cardgen/character', body, { quiet: true });
+    const { card } = await progress.track(post('/api/cardgen/character', body, { quiet: true }));
     keepDraft({ card });
     shell.close();
     navigate('library', 'draft');
   }) });
   const shell = modal('Generate character', el('div', { class: 'gen-body' },
-    field('Description', description, { wide: true }), field('Name', name), problem.node),
+    field('Description', description, { wide: true }), field('Name', name), problem.node, progress.node),
   [libButton('Cancel', { variant: 'ghost', onClick: () => shell.close() }), run]);
   description.focus();
 }
@@ -83,21 +86,37 @@ export function generateCharacterButton(ctx) {
   return libButton('Generate character', { icon: 'plus', onClick: () => openGenerateCharacter(ctx) });
 }
 
-/** Add a "Regenerate" button to each generated field of a card form (`getCard` gives the card to send). */
+/**
+ * Add a "Regenerate" button to each generated field of a card form (`getCard` gives the card to send), on the
+ * field's label row, right-aligned; it reads "Generate" while the field is empty.
+ */
 export function regenerateButtons(form, { getCard = () => form.cardToSave(), signal } = {}) {
   for (const key of REGENERATE_FIELDS) {
     const input = form.controls.get(key);
     const box = input?.closest('.lib-field');
-    if (!box) continue;
+    const label = box?.querySelector('.lib-label');
+    if (!box || !label) continue;
     const problem = errorLine();
-    const button = libButton('Regenerate', { small: true, variant: 'ghost', label: `Regenerate ${key}`,
+    const button = libButton('Regenerate', { small: true, variant: 'ghost', icon: 'sparkle',
       onClick: () => busy(button, problem, async () => {
-        const out = await post('/api/cardgen/field', { card: getCard(), field: key }, { quiet: true, signal });
+        const progress = createLLMProgress({ kinds: ['cardgen'], floating: true });
+        const out = await progress.track(post('/api/cardgen/field', { card: getCard(), field: key },
+          { quiet: true, signal }));
         input.value = out.value;
         input.dispatchEvent(new Event('input', { bubbles: true }));
       }) });
     button.classList.add('gen-regenerate');
-    box.querySelector('.lib-label')?.after(button);
+    const name = label.textContent;
+    const relabel = () => {
+      const verb = input.value.trim() ? 'Regenerate' : 'Generate';
+      button.querySelector('span').textContent = verb;
+      button.setAttribute('aria-label', `${verb} ${name}`);
+    };
+    relabel();
+    input.addEventListener('input', relabel);
+    const row = el('div', { class: 'lib-label-row' });
+    label.replaceWith(row);
+    row.append(label, button);
     box.append(problem.node);
   }
 }
@@ -106,8 +125,9 @@ export function regenerateButtons(form, { getCard = () => form.cardToSave(), sig
 export async function makeCardFromChat(chatId, member, { before, navigate = go } = {}) {
   toast(`Building a card for ${member.name} from the chat…`);
   try {
-    const draft = await post('/api/cardgen/from-chat', { chat_id: chatId, character_id: member.character_id },
-      { quiet: true });
+    const progress = createLLMProgress({ kinds: ['cardgen'], floating: true });
+    const draft = await progress.track(post('/api/cardgen/from-chat',
+      { chat_id: chatId, character_id: member.character_id }, { quiet: true }));
     keepDraft(draft);
     before?.();
     navigate('library', 'draft');
@@ -183,11 +203,12 @@ export function openGenerateWorld({ navigate = go } = {}) {
   const count = numberInput('world_count', 8, { min: 1, max: 30, step: 1 });
   const entries = el('ol', { class: 'gen-entries', 'aria-label': 'Draft entries' });
   const problem = errorLine();
+  const progress = createLLMProgress({ kinds: ['cardgen'] });
   let rows = [];
   const run = libButton('Generate', { variant: 'primary', onClick: () => busy(run, problem, async () => {
     if (!description.value.trim()) { problem.show('Describe the setting first.'); return; }
-    const draft = await post('/api/cardgen/world', { description: description.value,
-      name: name.value.trim() || null, count: readNumber(count, 8) }, { quiet: true });
+    const draft = await progress.track(post('/api/cardgen/world', { description: description.value,
+      name: name.value.trim() || null, count: readNumber(count, 8) }, { quiet: true }));
     if (!name.value.trim()) name.value = draft.name;
     rows = draft.entries.map(entryRow);
     replace(entries, rows);
@@ -203,7 +224,7 @@ export function openGenerateWorld({ navigate = go } = {}) {
   saveButton.hidden = true;
   const shell = modal('Generate world', el('div', { class: 'gen-body' },
     field('Setting', description, { wide: true }), el('div', { class: 'gen-row' }, field('Name', name),
-      field('Entries', count)), problem.node, entries),
+      field('Entries', count)), problem.node, progress.node, entries),
   [libButton('Cancel', { variant: 'ghost', onClick: () => shell.close() }), run, saveButton], 'gen-world-dialog');
   description.focus();
 }

@@ -1,12 +1,11 @@
 /**
  * The "Appearance for images" section of the character editor: Gender and Visual tags (Danbooru tags used when
- * the character is pictured), "Make Danbooru tags" (POST /api/characters/{id}/visual-canon fills the field for
- * editing; nothing is stored) and its own "Save appearance" (PUT /api/characters/{id}/visual).
+ * the character is pictured) and "Make Danbooru tags" (POST /api/characters/{id}/visual-canon fills the field for
+ * editing; nothing is stored). The editor's one Save button stores them (PUT /api/characters/{id}/visual).
  */
 
 import { post, put } from '../api.js';
 import { el } from '../dom.js';
-import { toast } from '../toast.js';
 import { errorLine, field, select, textArea } from './form.js';
 import { libButton } from './icons.js';
 
@@ -18,36 +17,37 @@ function matchSummary(result) {
   for (const m of result.matches ?? []) counts.set(m.how, (counts.get(m.how) ?? 0) + 1);
   const parts = [...counts].map(([how, n]) => `${n} ${how}`).join(', ');
   const total = (result.tags ?? []).length;
-  return `${total} tag${total === 1 ? '' : 's'} suggested${parts ? ` (${parts})` : ''}. Edit them, then save.`;
+  return `${total} tag${total === 1 ? '' : 's'} suggested${parts ? ` (${parts})` : ''}. Edit them, then Save.`;
 }
 
 /**
- * visualSection(character, {signal, description, onSaved}) -> {node}. description() gives the description text
- * shown in the card form (sent to visual-canon); onSaved(character) gets the server's character after a save.
+ * visualSection(character, {signal, description, onDirty}) -> {node, isDirty(), save(), rebase(character)}.
+ * description() gives the description text shown in the card form (sent to visual-canon); onDirty() runs when
+ * the appearance changes, so the editor's one Save button stores it with the card. save() PUTs gender and visual
+ * tags when they changed and resolves to the server's character (null when there was nothing to store).
  */
-export function visualSection(character, { signal, description = () => undefined, onSaved = () => {} }) {
+export function visualSection(character, { signal, description = () => undefined, onDirty = () => {} }) {
+  let dirty = false;
   const gender = select('gender', character.gender ?? '', GENDERS, { onChange: () => setDirty(true) });
   const tags = textArea('visual_tags', character.visual_tags ?? '', { rows: 3,
     placeholder: '1girl, red_hair, long_hair, green_eyes, leather_apron', onInput: () => setDirty(true) });
-  const status = el('p', { class: 'lib-save-status visual-status', role: 'status' }, 'Saved');
+  const status = el('p', { class: 'lib-hint visual-status', role: 'status' });
   const problem = errorLine();
   const make = libButton('Make Danbooru tags', { icon: 'tag', onClick: () => suggest() });
-  const save = libButton('Save appearance', { variant: 'primary', icon: 'save', onClick: () => store() });
   const id = 'lib-sec-appearance';
-  const node = el('section', { class: 'lib-section lib-visual', 'aria-labelledby': id,
-    // typing here is not an unsaved card edit: this section saves on its own
-    on: { input: (e) => e.stopPropagation(), change: (e) => e.stopPropagation() } },
-  el('h2', { class: 'lib-section-title', id }, 'Appearance for images'),
-  el('div', { class: 'lib-fields' },
-    field('Gender', gender),
-    field('Visual tags', tags, { wide: true,
-      hint: 'Danbooru tags, comma separated. Used when this character is pictured and for [Name] in image prompts.' })),
-  el('div', { class: 'lib-visual-actions' }, make, save, status), problem.node);
+  const node = el('section', { class: 'lib-section lib-visual', 'aria-labelledby': id },
+    el('h2', { class: 'lib-section-title', id }, 'Appearance for images'),
+    el('div', { class: 'lib-fields' },
+      field('Gender', gender),
+      field('Visual tags', tags, { wide: true,
+        hint: 'Danbooru tags, comma separated. Used when this character is pictured and for [Name] in image '
+          + 'prompts. Saved with the card.' })),
+    el('div', { class: 'lib-visual-actions' }, make, status), problem.node);
 
-  /** Mark the section as changed or saved. */
+  /** Mark the appearance as changed (the editor's Save stores it) or stored. */
   function setDirty(on) {
-    status.textContent = on ? 'Unsaved appearance changes' : 'Saved';
-    status.classList.toggle('is-dirty', on);
+    dirty = on;
+    if (on) onDirty();
   }
 
   /** Ask the server for Danbooru tags from the description; they go into the field for editing. */
@@ -70,24 +70,23 @@ export function visualSection(character, { signal, description = () => undefined
     }
   }
 
-  /** PUT gender and visual tags. */
-  async function store() {
+  /** PUT gender and visual tags if they changed; the server's character, or null. Errors are shown and rethrown. */
+  async function save() {
+    if (!dirty) return null;
     problem.hide();
-    save.setAttribute('aria-disabled', 'true');
     try {
       const updated = await put(`/api/characters/${character.id}/visual`,
         { gender: gender.value, visual_tags: tags.value }, { signal, quiet: true });
       gender.value = updated.gender ?? gender.value;
       tags.value = updated.visual_tags ?? tags.value;
-      setDirty(false);
-      toast(`Saved the appearance of ${updated.name ?? character.name}.`, { kind: 'success' });
-      onSaved(updated);
+      dirty = false;
+      status.textContent = '';
+      return updated;
     } catch (err) {
       if (err?.name !== 'AbortError') problem.show(err?.detail ?? String(err));
-    } finally {
-      save.removeAttribute('aria-disabled');
+      throw err;
     }
   }
 
-  return { node };
+  return { node, save, isDirty: () => dirty };
 }

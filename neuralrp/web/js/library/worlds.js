@@ -1,4 +1,7 @@
-/** The Worlds tab: every world (lorebook) with its entry count and linked character, "New world", and import. */
+/**
+ * The Worlds tab: every world (lorebook) with its entry count and who uses it (its card, cards linking it, chats,
+ * global), "New world", and import.
+ */
 
 import { get, post } from '../api.js';
 import { el, replace } from '../dom.js';
@@ -33,7 +36,16 @@ function worldRow(w) {
     w.character_id !== null && w.character_id !== undefined
       ? el('a', { class: 'lib-world-char', href: href('library', 'character', w.character_id) },
         icon('user', { size: 16 }), el('span', {}, w.character_name || `Character ${w.character_id}`))
-      : el('span', { class: 'lib-world-char is-none' }, 'Not linked'));
+      : worldUse(w));
+}
+
+/** Where a world without an owning card is used: global, linked by cards (extensions.world), chosen by chats. */
+function worldUse(w) {
+  const uses = [];
+  if (w.global) uses.push('Global');
+  if (w.linked_characters?.length) uses.push(`Linked: ${w.linked_characters.join(', ')}`);
+  if (w.chat_ids?.length) uses.push(`${w.chat_ids.length} ${w.chat_ids.length === 1 ? 'chat' : 'chats'}`);
+  return el('span', { class: ['lib-world-char', !uses.length && 'is-none'] }, uses.join(' · ') || 'Not linked');
 }
 
 /** The inline "New world" form; creates the world and opens it. */

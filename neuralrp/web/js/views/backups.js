@@ -34,7 +34,7 @@ function renderList(data, actions) {
       ['Total size', formatBytes(data.total_bytes)]]),
     items.length === 0
       ? emptyState({ icon: 'database', title: 'No backups yet',
-        text: 'NeuralRP backs up the database on a schedule; you can also make one now.' })
+        text: 'The scheduled backups start at the time shown under Maintenance; Back up now makes one at once.' })
       : el('ul', { class: 'backup-list', 'aria-label': 'Backups' }, items.map((b) => backupRow(b, actions))));
 }
 

@@ -1,6 +1,7 @@
 /**
  * Chat view. '#/chat' shows the chat list and a welcome panel; '#/chat/{id}' shows one chat (messages,
- * streaming replies, composer) beside the list. On phone widths only one of the two columns is shown.
+ * streaming replies, composer) beside the list; '#/chat?character=ID' lists that character's chats.
+ * On phone widths only one of the two columns is shown.
  */
 
 import { el } from '../dom.js';
@@ -26,8 +27,10 @@ export default {
   /** Render the list (and the chat named in the route) into root. */
   render(root, ctx) {
     const chatId = /^\d+$/.test(ctx.params[0] ?? '') ? Number(ctx.params[0]) : null;
+    const character = /^\d+$/.test(ctx.query.get('character') ?? '') ? Number(ctx.query.get('character')) : null;
     const list = createChatList({
       currentId: chatId,
+      character,
       heading: chatId === null ? 'h1' : 'h2',
       signal: ctx.signal,
       onNew: async () => {

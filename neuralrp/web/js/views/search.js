@@ -61,7 +61,8 @@ function grouped(results) {
     const headingId = `search-chat-${chatId}`;
     return el('section', { class: 'search-group', 'aria-labelledby': headingId },
       el('h2', { id: headingId, class: 'search-chat' },
-        el('a', { href: href('chat', chatId) }, chatName({ id: chatId, title: hits[0].chat_title, cast: null })),
+        el('a', { href: href('chat', chatId) }, hits[0].chat_name
+          ?? chatName({ id: chatId, title: hits[0].chat_title, cast: null })),
         el('span', { class: 'search-count' }, `${hits.length} hit${hits.length === 1 ? '' : 's'}`)),
       el('ol', { class: 'search-hits' }, hits.map(resultItem)));
   });

@@ -1,5 +1,6 @@
 /**
- * Settings view: the UI-editable settings (GET/PUT /api/settings) as labelled form fields in five sections.
+ * Settings view: the UI-editable settings (GET/PUT /api/settings) as labelled form fields in sections, then the
+ * persona library (personas.js).
  * Save sends only the changed fields; a refused value shows the server's sentence and marks the field;
  * keys overridden here get a Reset button (DELETE /api/settings/{section}/{key}); Test connection asks
  * GET /api/llm/info what the saved LLM server is.
@@ -11,6 +12,7 @@ import { el, replace } from '../dom.js';
 import { show } from '../format.js';
 import { toast } from '../toast.js';
 import { card, errorState, facts, loading, pageHeader } from '../ui.js';
+import { personaPanel } from '../personas.js';
 
 const num = (label, extra = {}) => ({ label, type: 'number', step: 'any', ...extra });
 const int = (label, extra = {}) => ({ label, type: 'number', step: 1, integer: true, ...extra });
@@ -22,8 +24,8 @@ const SECTIONS = [
       hint: 'KoboldCpp :5001, llama.cpp :8080, TabbyAPI :5000, Ollama :11434, or any OpenAI-compatible server.' },
     api_key: { label: 'API key', type: 'secret', hint: 'Leave blank to keep the current key.' },
     backend: { label: 'Backend', type: 'select', options: [['auto', 'Detect automatically'],
-      ['koboldcpp', 'KoboldCpp'], ['llamacpp', 'llama.cpp server'], ['tabbyapi', 'TabbyAPI'], ['ollama', 'Ollama'],
-      ['openai', 'OpenAI-compatible']] },
+      ['koboldcpp', 'KoboldCpp'], ['llamacpp', 'llama.cpp server'], ['llamacpp_python', 'llama-cpp-python server'],
+      ['tabbyapi', 'TabbyAPI'], ['ollama', 'Ollama'], ['openai', 'OpenAI-compatible']] },
     model: { label: 'Model', type: 'text', hint: 'Only needed when the server hosts several models.' },
     api_mode: { label: 'API mode', type: 'select', options: [['chat', 'Chat completions'],
       ['completion', 'Text completion']] },
@@ -32,6 +34,8 @@ const SECTIONS = [
     timeout_s: num('Timeout (seconds)', { min: 1 }),
     keep_incomplete: { label: 'Keep incomplete replies', type: 'checkbox',
       hint: 'When a reply breaks off, keep its text (marked incomplete) instead of dropping it.' },
+    thinking: { label: 'Let thinking models think', type: 'checkbox',
+      hint: 'Off: Qwen3, DeepSeek-R1 and the like answer directly. Their thinking is never shown as the reply and uses up max tokens.' },
   } },
   { key: 'sampling', title: 'Sampling', icon: 'sparkle', fields: {
     temperature: num('Temperature', { min: 0, max: 10 }),
@@ -54,11 +58,25 @@ const SECTIONS = [
     canon_law_every: int('Canon law every N turns', { min: 1 }),
     lore_token_budget: int('Lore token budget', { min: 0 }),
     semantic_threshold: num('Semantic match threshold', { min: -1, max: 1 }),
+    active_worlds: { label: 'Global worlds', type: 'multi', wide: true,
+      hint: 'Used by every chat, besides its own worlds and its characters\' (Ctrl-click to pick several).' },
+  } },
+  { key: 'chats', title: 'Chats', icon: 'chat', fields: {
+    system_prompt: { label: 'System prompt', type: 'textarea', wide: true,
+      hint: 'Empty: the built-in prompt (shown in the empty box). {{char}} and {{user}} are replaced. A card\'s '
+        + 'own system prompt replaces it when that character chats alone ({{original}} there puts this one in).' },
+    auto_replies: int('Auto mode: characters answering in turn', { min: 1, max: 10,
+      hint: 'How many of the characters you name in a message answer it, one after the other.' }),
+    greetings: { label: 'Greetings at chat start', type: 'select',
+      options: [['all', 'Every member\'s, in cast order'], ['first', 'The first member\'s only']] },
   } },
   { key: 'images', title: 'Images', icon: 'images', fields: {
     base_url: { label: 'Image server URL', type: 'text', nullable: true, wide: true,
       placeholder: 'http://127.0.0.1:7860',
       hint: 'AUTOMATIC1111 / Forge / SD.Next started with --api (:7860), or KoboldCpp with an image model (:5001).' },
+    username: { label: 'Image server user', type: 'text', nullable: true,
+      hint: 'For a webui started with --api-auth user:password; leave empty otherwise.' },
+    password: { label: 'Image server password', type: 'secret', hint: 'Leave blank to keep the current password.' },
     timeout_s: num('Image timeout (seconds)', { min: 1 }),
     steps: int('Steps', { min: 1, max: 150 }),
     cfg_scale: num('CFG scale', { min: 1, max: 30 }),
@@ -92,16 +110,28 @@ function control(id, spec) {
   }
   if (spec.type === 'checkbox') return el('input', { id, type: 'checkbox', class: 'switch' });
   if (spec.type === 'lines') return el('textarea', { id, class: 'input mono', rows: 3, spellcheck: 'false' });
+  if (spec.type === 'textarea') return el('textarea', { id, class: 'input', rows: 5 });
+  if (spec.type === 'multi') return el('select', { id, class: 'input', multiple: true, size: 5 });
   const type = spec.type === 'secret' ? 'password' : spec.type;
   return el('input', { id, class: 'input', type, step: spec.step, min: spec.min, max: spec.max,
     placeholder: spec.placeholder, autocomplete: spec.type === 'secret' ? 'new-password' : 'off',
     inputmode: spec.type === 'number' ? 'decimal' : undefined, spellcheck: 'false' });
 }
 
+/** Choose these values in a multiple select, adding an option for any it lacks (a name not in the library). */
+function fillMulti(input, values, names = []) {
+  const have = new Set([...input.options].map((o) => o.value));
+  for (const name of [...names, ...values]) {
+    if (!have.has(name)) { input.append(el('option', { value: name }, name)); have.add(name); }
+  }
+  for (const option of input.options) option.selected = values.includes(option.value);
+}
+
 /** Put a stored value into a control. */
 function fill(input, spec, value) {
   if (spec.type === 'checkbox') input.checked = Boolean(value);
   else if (spec.type === 'lines') input.value = linesToText(value);
+  else if (spec.type === 'multi') fillMulti(input, value ?? []);
   else if (spec.type === 'secret') {
     input.value = '';
     input.placeholder = value ? 'A key is saved (hidden)' : 'No key set';
@@ -113,6 +143,7 @@ function read(input, spec) {
   if (spec.type === 'checkbox') return input.checked;
   if (spec.numeric) return Number(input.value);
   if (spec.type === 'lines') return textToLines(input.value);
+  if (spec.type === 'multi') return [...input.selectedOptions].map((o) => o.value);
   if (spec.type === 'number') return input.value.trim() === '' ? null : Number(input.value);
   if (spec.type === 'text' && spec.nullable) return input.value.trim() || null;
   return input.value;
@@ -122,6 +153,21 @@ function read(input, spec) {
 function changed(input, spec, stored) {
   if (spec.type === 'secret') return input.value !== '';
   return JSON.stringify(read(input, spec)) !== JSON.stringify(stored);
+}
+
+/**
+ * When NeuralRP runs its own model (--model / --demo), say so at the top of the LLM section with its address:
+ * the server settings there only apply when NeuralRP starts without it.
+ */
+function builtInNotice(builtIn) {
+  if (!builtIn?.built_in) return null;
+  const what = builtIn.label || (builtIn.model_path ?? '').split(/[\\/]/).pop() || 'a local model';
+  return el('div', { class: 'builtin-note', role: 'note' }, icon('sparkle', { size: 18 }),
+    el('div', { class: 'builtin-text' },
+      el('p', { class: 'builtin-title' }, `The built-in model is in use: ${what}`),
+      el('p', {}, 'NeuralRP started it itself (--model) and sends every reply to ',
+        el('code', {}, builtIn.url ?? '—'),
+        '. The server settings below apply when NeuralRP is started without --model.')));
 }
 
 /** The form: fields, override markers, save/reset/test logic. */
@@ -245,7 +291,9 @@ function settingsForm(doc, signal) {
     }
   }
 
+  const builtIn = doc.built_in?.built_in ? doc.built_in : null;
   const sections = SECTIONS.map((s) => card({ title: s.title, icon: s.icon, className: 'settings-card' },
+    s.key === 'llm' && builtInNotice(builtIn),
     el('div', { class: 'field-grid' }, Object.entries(s.fields).map(([key, spec]) => fieldNode(s.key, key, spec))),
     s.key === 'llm' && el('div', { class: 'conn-test-row' }, test, testResult)));
 
@@ -254,6 +302,15 @@ function settingsForm(doc, signal) {
   sections,
   el('div', { class: 'settings-actions' }, el('div', { class: 'settings-status' }, formError, saved), save));
   apply(doc, { force: true });
+  const worldsField = fields.find((f) => f.path === 'world.active_worlds');
+  get('/api/worlds', { signal, quiet: true }).then((worlds) => {
+    const names = (worlds ?? []).map((w) => w.name);
+    if (worldsField) fillMulti(worldsField.input, read(worldsField.input, worldsField.spec), names);
+  }).catch(() => {}); // the saved names stay listed
+  const systemField = fields.find((f) => f.path === 'chats.system_prompt');
+  if (systemField) systemField.input.placeholder = doc.default_system_prompt ?? '';
+  const baseUrl = fields.find((f) => f.path === 'llm.base_url');
+  if (builtIn && baseUrl) baseUrl.input.placeholder = `${builtIn.url ?? ''} (built-in model)`;
   return form;
 }
 
@@ -272,7 +329,7 @@ export default {
     async function load() {
       try {
         const doc = await get('/api/settings', { signal: ctx.signal, quiet: true });
-        if (!ctx.signal.aborted) replace(body, settingsForm(doc, ctx.signal));
+        if (!ctx.signal.aborted) replace(body, settingsForm(doc, ctx.signal), personaPanel({ signal: ctx.signal }));
       } catch (err) {
         if (!ctx.signal.aborted && err?.name !== 'AbortError') {
           replace(body, errorState(err?.detail ?? String(err), { retry: load }));

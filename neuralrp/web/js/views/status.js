@@ -100,18 +100,40 @@ function at(iso) {
   return iso ? new Date(iso).toLocaleString() : '—';
 }
 
+/** True when a job has not run yet (its row is only the "scheduled" mark made at the first start). */
+function neverRan(job) {
+  return !job.last_status || job.last_status === 'scheduled';
+}
+
+/** The badge and the when-line of one job. */
+function jobState(job) {
+  if (!job.enabled) return [badge('Off', 'muted'), 'disabled in settings'];
+  if (neverRan(job)) return [badge('Not run yet', 'muted'), `first run ${at(job.next_run_at)}`];
+  if (job.last_status === 'running') return [badge('Running', 'accent'), `started · next ${at(job.next_run_at)}`];
+  return [badge(job.last_status === 'ok' ? 'OK' : show(job.last_status), job.last_status === 'error' ? 'bad' : 'ok'),
+    `last ${at(job.last_finished_at)} · next ${at(job.next_run_at)}`];
+}
+
+/** Backups at a glance: the newest backup (or none yet) and when the next one is due (or that they are off). */
+function backupFacts(backups, job) {
+  const off = backups.enabled === false || job?.enabled === false;
+  return facts([
+    ['Last backup', backups.last ? at(backups.last.created_at) : 'None yet'],
+    ['Next backup', off ? 'Off (disabled in settings)' : at(backups.next)],
+  ]);
+}
+
 /** Scheduled jobs: last run, its result and the next run. */
 function jobsCard(jobs, backups) {
   const rows = Object.entries(jobs ?? {});
   return card({ title: 'Maintenance', icon: 'refresh', className: 'jobs-card' },
-    backups && facts([['Last backup', at(backups.last?.created_at)], ['Next backup', at(backups.next)]]),
-    el('ul', { class: 'job-list', 'aria-label': 'Scheduled jobs' }, rows.map(([name, job]) =>
-      el('li', { class: 'job', dataset: { job: name } },
-        el('span', { class: 'job-name' }, JOB_TITLES[name] ?? name),
-        job.enabled ? badge(show(job.last_status ?? 'not run'), job.last_status === 'error' ? 'bad' : 'ok')
-          : badge('Off', 'muted'),
-        el('span', { class: 'job-when muted small' }, job.enabled
-          ? `last ${at(job.last_finished_at)} · next ${at(job.next_run_at)}` : 'disabled in settings')))));
+    backups && backupFacts(backups, jobs?.backup),
+    el('ul', { class: 'job-list', 'aria-label': 'Scheduled jobs' }, rows.map(([name, job]) => {
+      const [state, when] = jobState(job);
+      return el('li', { class: 'job', dataset: { job: name } },
+        el('span', { class: 'job-name' }, JOB_TITLES[name] ?? name), state,
+        el('span', { class: 'job-when muted small' }, when));
+    })));
 }
 
 /** The whole report as a grid of cards. */
