@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from neuralrp.db.connection import Database, transaction
-from neuralrp.db.migrations import migrate
+from neuralrp.db.connection import transaction
 from neuralrp.errors import InvalidInput
 from neuralrp.library import worlds
 from neuralrp.library.service import Library
@@ -22,17 +20,6 @@ WI = {"entries": {
           "extensions": {"neuralrp": {"canon_law": True, "kept": 1}}},
     "1": {"uid": 1, "key": ["tavern"], "content": "The Rusty Flagon."},
 }}
-
-
-@pytest.fixture
-def library(tmp_path: Path) -> Library:
-    db = Database(tmp_path / "data" / "neuralrp.db")
-    with db.session() as conn:
-        migrate(conn)
-    lib = Library(db, tmp_path / "data")
-    lib.paths.characters.mkdir(parents=True)
-    lib.paths.worlds.mkdir(parents=True)
-    return lib
 
 
 def canon_flags(library: Library, world_id: int) -> dict[str, bool]:

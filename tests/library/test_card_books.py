@@ -15,8 +15,6 @@ from PIL import Image
 
 from neuralrp.app import create_app
 from neuralrp.cli import cli
-from neuralrp.db.connection import Database
-from neuralrp.db.migrations import migrate
 from neuralrp.library import worlds
 from neuralrp.library.cardfile import export_card_png, parse_card
 from neuralrp.library.service import Library
@@ -26,14 +24,6 @@ from tests.library.strict import json_diff
 
 SERAPHINA = FIXTURES / "cards" / "st_default_Seraphina.png"
 ELDORIA = FIXTURES / "worlds" / "st_Eldoria_release.json"
-
-
-@pytest.fixture
-def library(tmp_path: Path) -> Library:
-    db = Database(tmp_path / "data" / "neuralrp.db")
-    with db.session() as conn:
-        migrate(conn)
-    return Library(db, tmp_path / "data")
 
 
 def other_art(card_png: bytes) -> bytes:
@@ -131,7 +121,6 @@ def test_duplicate_check_covers_data_book_and_art(library: Library) -> None:
 
 
 def test_identical_file_dropped_into_characters_is_not_imported_twice(library: Library) -> None:
-    library.paths.characters.mkdir(parents=True)
     library.import_card(SERAPHINA.read_bytes(), SERAPHINA.name)
     copy = library.paths.characters / "Seraphina copy.png"
     copy.write_bytes(SERAPHINA.read_bytes())
@@ -148,7 +137,6 @@ def test_identical_file_dropped_into_characters_is_not_imported_twice(library: L
 
 
 def test_dropped_copy_becomes_the_file_a_character_lost(library: Library) -> None:
-    library.paths.characters.mkdir(parents=True)
     library.import_card(SERAPHINA.read_bytes(), SERAPHINA.name)
     (library.paths.characters / "Seraphina.png").unlink()
     scan(library)

@@ -14,8 +14,6 @@ import pytest
 from neuralrp.chats.backfill import run_pending
 from neuralrp.chats.importer import import_bytes
 from neuralrp.chats.st_io import export_st_chat
-from neuralrp.db.connection import Database
-from neuralrp.db.migrations import migrate
 from neuralrp.library import pngchunks
 from neuralrp.library.cardfile import ST_UPGRADE_EXTENSIONS, parse_card
 from neuralrp.library.service import Library
@@ -25,14 +23,6 @@ from tests.library.strict import json_diff
 CARDS = sorted((FIXTURES / "cards").iterdir())
 CHATS = sorted((FIXTURES / "chats").iterdir())
 WORLDS = sorted((FIXTURES / "worlds").iterdir())
-
-
-@pytest.fixture
-def library(tmp_path: Path) -> Library:
-    db = Database(tmp_path / "data" / "neuralrp.db")
-    with db.session() as conn:
-        migrate(conn)
-    return Library(db, tmp_path / "data")
 
 
 def chunks(png: bytes) -> dict[str, Any]:

@@ -8,28 +8,14 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-import pytest
 from fastapi.testclient import TestClient
 
 from neuralrp.app import create_app
-from neuralrp.db.connection import Database
-from neuralrp.db.migrations import migrate
 from neuralrp.library.cardfile import export_card_png, parse_card
 from neuralrp.library.service import Library
 from neuralrp.library.sync import scan
 from tests.conftest import FIXTURES
 from tests.waiting import wait_until
-
-
-@pytest.fixture
-def library(tmp_path: Path) -> Library:
-    db = Database(tmp_path / "data" / "neuralrp.db")
-    with db.session() as conn:
-        migrate(conn)
-    lib = Library(db, tmp_path / "data")
-    lib.paths.characters.mkdir(parents=True)
-    lib.paths.worlds.mkdir(parents=True)
-    return lib
 
 
 def history(library: Library) -> list[dict[str, Any]]:

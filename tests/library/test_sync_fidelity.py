@@ -15,8 +15,6 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from neuralrp.db.connection import Database
-from neuralrp.db.migrations import migrate
 from neuralrp.library import worlds
 from neuralrp.library.cardfile import export_card_png, parse_card
 from neuralrp.library.service import Library
@@ -26,17 +24,6 @@ from tests.library.strict import json_diff
 from tests.library.test_fidelity import modern_world
 
 SERAPHINA = FIXTURES / "cards" / "st_default_Seraphina.png"
-
-
-@pytest.fixture
-def library(tmp_path: Path) -> Library:
-    db = Database(tmp_path / "data" / "neuralrp.db")
-    with db.session() as conn:
-        migrate(conn)
-    lib = Library(db, tmp_path / "data")
-    lib.paths.characters.mkdir(parents=True)
-    lib.paths.worlds.mkdir(parents=True)
-    return lib
 
 
 def later(path: Path, seconds: float) -> None:
