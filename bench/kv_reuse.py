@@ -244,6 +244,8 @@ def naive_messages(server: Server, speaker: str, history: list[tuple[str, str]],
             break
         room -= cost
         kept.insert(0, ChatMessage("user" if role == "user" else "assistant", text))
+    while len(kept) > 1 and server.prompt_tokens([ChatMessage("system", head), *kept]) > budget:
+        kept.pop(0)  # the chat template's markup: the rendered prompt must fit the window exactly
     return [ChatMessage("system", head), *kept]
 
 
@@ -264,7 +266,9 @@ def stream_naive(url: str, messages: list[ChatMessage], reply_tokens: int) -> tu
             if delta.get("content"):
                 took = took if took is not None else time.monotonic() - started
                 parts.append(delta["content"])
-    return (took if took is not None else time.monotonic() - started), "".join(parts)
+    if took is None:
+        raise SystemExit(f"the naive request got no reply (status {resp.status_code}); is it over the window?")
+    return took, "".join(parts)
 
 
 def run_naive(url: str, server: Server, replies: list[Turn], budget: int, reply_tokens: int) -> list[Turn]:
@@ -309,8 +313,8 @@ def report(ours: list[Turn], naive: list[Turn]) -> tuple[float, float, float]:
     last = max(t.turn for t in ours)
     ours_first = next(t for t in ours if t.turn == last).first_token_s
     naive_first = next(t for t in naive if t.turn == last).first_token_s
-    refused = sum(not t.kept for t in ours)
-    print(f"ours: {len(ours)} replies in {last} turns ({refused} refused by NeuralRP's speaker checks), "
+    refused = len({t.turn for t in ours if not t.kept})
+    print(f"ours: {len(ours)} replies in {last} turns ({refused} turns with a reply NeuralRP refused), "
           f"{len(ordinary)} ordinary; median reused share {median:.1%}; evaluated {mine} of "
           f"{sum(t.prompt for t in ours)} tokens sent")
     print("ours: breaks (the replies that were not ordinary turns):", "; ".join(breaks) or "none")

@@ -101,7 +101,13 @@ _ASIDES = ["My boots are still wet from the river and the wind is getting colder
            "The fire is low, so keep your voice down if you answer.", "We have maybe an hour of light left.",
            "Amy's clockwork bird keeps landing on my shoulder, it is distracting.",
            "I wrote everything you said so far in my notebook.", "My map is useless here, all the roads are wrong.",
-           "Aqua ate the last of the sweet bread again, by the way."]
+           "Aqua ate the last of the sweet bread again, by the way.", "My left hand still aches from the bite.",
+           "The stars look different this far north.", "Someone left fresh tracks near our camp.",
+           "I traded my spare knife for a bag of dried apples.", "The owls have been quiet all evening.",
+           "It smells like snow, even though it is summer.", "My lantern flickered twice just now.",
+           "I found a silver feather on the path.", "The bridge behind us creaked all night.",
+           "I dreamt of a tower made of glass.", "There is frost on the moss this morning.",
+           "My notebook is almost full."]
 _OPENERS = ["what do you make of this:", "tell me honestly,", "I keep thinking about something:",
             "help me understand one thing:", "before we go on,", "quick question:", "listen,", "be honest,"]
 _TOPICS = [
@@ -125,14 +131,34 @@ _TOPICS = [
     "what does the word heart on the old map mean?",
     "can a goddess calm the river long enough for us to cross?",
     "is there another road under the Crystal Spire besides the one on the map?",
+    "who built the watchtowers along the border of Eldoria?",
+    "does the Ferryman ever cross the river at night?",
+    "how many moon lanterns do we need for the whole journey?",
+    "what would the Hollow King want with a heart?",
+    "can starsalt be used to pay for a room in the river towns?",
+    "why did the mages leave the Crystal Spire?",
+    "is it true that the glade blooms in winter?",
+    "would the shadowfangs follow us onto the Grey River?",
+    "what offerings does Aqua's shrine accept besides sweet bread?",
+    "how old is the old map, really?",
+    "could Amy's workshop build us a boat?",
+    "what do the river towns say about the Hollow King?",
+    "is the moonwell water still good after a full day in a flask?",
+    "where did the last queen of Eldoria go?",
+    "can we reach the northern cliffs before the spring flood?",
+    "do the stairs of the Crystal Spire really change their count?",
+    "what happens if someone lies to the Ferryman by accident?",
+    "why are there no guardians outside the glade?",
+    "should we buy news at the guild hall before we leave?",
+    "what is the first thing we do when we reach the Spire?",
 ]
 
 
 def lines(turns: int) -> list[str]:
     """The user's lines, each addressing one character first (Auto mode picks them)."""
     names = [c["data"]["name"] for c in CARDS]
-    return [f"{names[_ORDER[i % len(_ORDER)]]}, {_OPENERS[i % len(_OPENERS)]} {_TOPICS[i % len(_TOPICS)]} "
-            f"{_ASIDES[i % len(_ASIDES)]}" for i in range(turns)]
+    return [f"{names[_ORDER[i % len(_ORDER)]]}, {_OPENERS[i % len(_OPENERS)]} {_TOPICS[i % len(_TOPICS)]}"
+            + (f" {_ASIDES[i // 2 % len(_ASIDES)]}" if i % 2 else "") for i in range(turns)]
 
 
 def card_text(card: dict[str, Any]) -> str:

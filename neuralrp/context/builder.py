@@ -17,6 +17,10 @@ the history.
 
 Lore: all lore notes in the prompt, old and new, stay within `world.lore_token_budget` (context/lore_notes.py).
 
+History: newest first without gaps; between planned breaks it never reaches back past the last reply's first
+message, and when it must be cut (the summary fold is late), the oldest messages go together, freeing
+HISTORY_SLACK of the budget, so the prefix breaks once rather than every turn.
+
 Budget: candidates are admitted by priority (system, the message being answered, the reply instruction, the
 speaker, this turn's reminders, the rest of the cast, persona, canon law, new lore within the lore budget,
 summaries, older turns newest-first without gaps) and then emitted in prompt order, so the prompt never passes
@@ -48,6 +52,7 @@ from neuralrp.llm.tokens import LOCAL_COUNTER
 Count = Callable[[str], int]
 PER_MESSAGE = 4  # chat-template markup around each message
 LORE = 7  # the priority of new lore (admitted within the lore room)
+HISTORY_SLACK = 0.15  # when history must be cut, this share of the budget is freed at once
 _HEAD_RANK = {"system": 0, "persona": 1, "canon_law": 2, "summary": 3, "card_full": 4, "capsule": 4}
 Pins = dict[int, tuple[str, str, str]]  # character id -> (card digest, capsule text, origin)
 
@@ -254,6 +259,29 @@ def _admit(candidates: list[Candidate], budget: int, lore_room: int) -> list[Can
     return admitted
 
 
+def _floor(state: ChatState, broken: bool) -> int:
+    """Index of the last reply's first history message: between planned breaks the window never moves back to
+    older messages (that would change the cached prefix right after the head)."""
+    if broken or state.layout is None:
+        return 0
+    first = next((m.ref for m in state.layout.marks if m.kind == "history"), None)
+    return next((i for i, msg in enumerate(state.history) if msg.id == first), 0)
+
+
+def _cut_with_slack(admitted: list[Candidate], budget: int) -> list[Candidate]:
+    """History did not all fit (the fold is late or failed): let the oldest messages go together, freeing
+    HISTORY_SLACK of the budget, so the next turns append to this prompt instead of each pushing one more
+    message out (a prefix break every turn)."""
+    older = sorted((c for c in admitted if c.contiguous == "history" and c.priority != 1), key=lambda c: -c.order)
+    goal, freed, gone = int(budget * HISTORY_SLACK), 0, set()
+    for cand in older:
+        if freed >= goal:
+            break
+        gone.add(id(cand))
+        freed += cand.tokens
+    return [c for c in admitted if id(c) not in gone]
+
+
 def _note_of(note: Section | Note) -> dict[str, Any]:
     return {"kind": note.kind, "text": note.text, "source": note.source}
 
@@ -278,9 +306,11 @@ def build_prompt(state: ChatState, *, budget: int, count: Count) -> Prompt:
     cast, lore = _plans(state, count, head, anchor_id)
     seen = {n.source.get("entry_id") for kept in lore.notes.values() for n in kept if n.kind == "lore"}
     fresh = [] if answered else _new_notes(state, count, anchor, seen)
-    candidates = [*head, *cast.candidates, *fresh, *_tail(state, count),
-                  *_history_candidates(state, count, anchor, lore.notes)]
-    admitted = sorted(_admit(candidates, budget, lore.room), key=lambda c: c.place)
+    history = _history_candidates(state, count, anchor, lore.notes)[_floor(state, cast.broken):]
+    admitted = _admit([*head, *cast.candidates, *fresh, *_tail(state, count), *history], budget, lore.room)
+    if sum(c.contiguous == "history" for c in admitted) < len(history):
+        admitted = _cut_with_slack(admitted, budget)
+    admitted.sort(key=lambda c: c.place)
     sections = [s for c in admitted for s in c.sections]
     carded = {s.source.get("character_id") for s in sections if s.kind == "card_full"}
     for char_id, decision in cast.decisions.items():

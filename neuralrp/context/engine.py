@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
@@ -16,7 +17,7 @@ from neuralrp.context.sections import Prompt
 from neuralrp.context.state import Limits
 from neuralrp.db.connection import Database, transaction
 from neuralrp.library.characters import Character
-from neuralrp.llm.tokens import estimate_tokens
+from neuralrp.llm.tokens import LOCAL_COUNTER, estimate_tokens
 from neuralrp.retrieval import calibration
 from neuralrp.retrieval.embedder import EmbedderUnavailable, query_chunks
 from neuralrp.retrieval.index import LoreCaches, cached_entries, index_world_entries
@@ -39,10 +40,28 @@ def count_tokens(text: str) -> int:
     return estimate_tokens(text)
 
 
+COUNT_MARGIN = 0.03  # what the calibrated local counts and the chat template's markup may still miss
+CALIBRATION_MESSAGES = 6  # messages counted by the server's tokenizer needed before local counts are scaled
+
+
+def calibrated_count(history: list[Any]) -> Callable[[str], int]:
+    """Local counts (cl100k) scaled up to the server's tokenizer: the ratio of the two over the messages the
+    server counted (its tokenizer may count a few percent more, e.g. 6 % for SmolLM2; a prompt over the window
+    is refused)."""
+    pairs = [(m.token_count, count_tokens(m.content)) for m in history
+             if m.token_count and m.token_counter not in (None, LOCAL_COUNTER) and m.content]
+    server, local = sum(p[0] for p in pairs), sum(p[1] for p in pairs)
+    if len(pairs) < CALIBRATION_MESSAGES or local <= 0 or server <= local:
+        return count_tokens
+    ratio = server / local
+    return lambda text: math.ceil(count_tokens(text) * ratio)
+
+
 def reply_budget(settings: Settings, context_length: int | None) -> int:
-    """Tokens the prompt may use: the model's window minus the reply reserve."""
+    """Tokens the prompt may use: the model's window minus the reply reserve and a margin for the local counts
+    (a prompt the server counts past its window is refused, and that reply fails)."""
     window = context_length or settings.context.max_tokens
-    return max(256, window - settings.sampling.max_tokens)
+    return max(256, window - settings.sampling.max_tokens - int(window * COUNT_MARGIN))
 
 
 def label_worlds(prompt: Prompt, links: list[WorldLink]) -> None:
@@ -103,7 +122,7 @@ class PromptEngine:
                                     exclude_message_id=exclude_message_id, continue_message_id=continue_message_id)
             state.system_prompt = settings.chats.system_prompt
             links = self._add_lore(conn, state, settings)
-            prompt = build_prompt(state, budget=budget, count=count_tokens)
+            prompt = build_prompt(state, budget=budget, count=calibrated_count(state.history))
             label_worlds(prompt, links)
             if persist:
                 with transaction(conn):

@@ -124,7 +124,7 @@ def _reason(old: Mark | None, new: Section | None) -> tuple[str, str]:
         return "lore notes dropped: entries no longer relevant left at the lore budget", PLANNED
     first_id = new.source.get("message_ids", [None])[0] if new is not None else None
     if old.kind == "history" and new is not None and new.kind == "history" and first_id != old.ref:
-        return "the oldest messages left the window (history over budget until the fold is done)", UNPLANNED
+        return "history over budget: the oldest messages left together (the summary fold is late)", PLANNED
     if new is None:
         return "the prompt got shorter (a message was deleted or regenerated)", UNPLANNED
     return "an earlier message or its notes changed (edited, deleted or regenerated)", UNPLANNED

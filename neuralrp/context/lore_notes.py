@@ -5,10 +5,12 @@ Lore that fires is kept as a note on the user message of its turn, so each promp
 new ones of this turn:
 - an entry already in the prompt is not added again;
 - new entries are added, most relevant first, while they fit in what the old notes leave;
-- notes of entries that are no longer relevant (not among this turn's hits) are dropped, all of them at once,
-  only at a planned break: when the head changes anyway (a summary fold, a cast change), or when a relevant
-  new entry would pass the budget. Dropping edits earlier messages, so the cached prefix breaks there; doing it
-  rarely and all together keeps such breaks rare.
+- notes of entries that are no longer relevant (not among this turn's hits) are dropped only at a planned
+  break: when the head changes anyway (a summary fold, a cast change: all of them), or when a relevant new
+  entry would pass the budget. Dropping edits earlier messages, so the cached prefix breaks at the oldest one
+  edited: at the budget, stale notes go together from the newest messages back until LORE_SLACK of the budget
+  is free, so such breaks are rare and cost little; the stale notes left on old messages leave with them at
+  the next summary fold.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from neuralrp.context.state import ChatState, Note
 from neuralrp.retrieval.types import LoreHit
 
 Count = Callable[[str], int]
+LORE_SLACK = 1 / 3  # at the budget, stale notes are dropped until this share of the budget is free
 
 
 @dataclass
@@ -56,7 +59,8 @@ def plan_lore(state: ChatState, count: Count, anchor_id: int | None, *, free_bre
     fresh = new_hits(state, entry_ids(old))
     passes = bool(fresh) and used + count(fresh[0].entry.content.strip()) > budget
     if (free_break or passes or used > budget) and _has_stale(state, old):
-        plan = _drop_stale(state, old, count, budget)
+        need = count(fresh[0].entry.content.strip()) if fresh else 0
+        plan = _drop_stale(state, old, count, budget, None if free_break else max(need, int(budget * LORE_SLACK)))
     else:
         plan = LorePlan(old, max(0, budget - used), used)
     return _trim(plan, count, budget) if plan.used > budget else plan
@@ -72,20 +76,25 @@ def _has_stale(state: ChatState, notes: dict[int, list[Note]]) -> bool:
                for n in kept)
 
 
-def _drop_stale(state: ChatState, notes: dict[int, list[Note]], count: Count, budget: int) -> LorePlan:
-    """Drop every lore note whose entry is not relevant now; the messages that changed are to be rewritten."""
+def _drop_stale(state: ChatState, notes: dict[int, list[Note]], count: Count, budget: int,
+                goal: int | None) -> LorePlan:
+    """Drop the lore notes whose entry is not relevant now: all of them (goal None), else message by message
+    from the newest back until `goal` tokens of the budget are free. Changed messages are to be rewritten."""
     relevant = _relevant(state)
-    kept: dict[int, list[Note]] = {}
-    rewritten: dict[int, list[Note]] = {}
-    dropped: list[int] = []
-    for mid, items in notes.items():
-        stay = [n for n in items if n.kind != "lore" or n.source.get("entry_id") in relevant]
-        kept[mid] = stay
-        if len(stay) != len(items):
-            rewritten[mid] = stay
-            dropped += [int(n.source.get("entry_id") or 0) for n in items if n not in stay]
-    used = lore_tokens(kept, count)
-    return LorePlan(kept, max(0, budget - used), used, rewritten, dropped)
+    order = {m.id: i for i, m in enumerate(state.history)}
+    plan = LorePlan(dict(notes), 0, lore_tokens(notes, count))
+    for mid in sorted(notes, key=lambda m: order.get(m, -1), reverse=True):
+        if goal is not None and budget - plan.used >= goal:
+            break
+        stay = [n for n in notes[mid] if n.kind != "lore" or n.source.get("entry_id") in relevant]
+        if len(stay) == len(notes[mid]):
+            continue
+        gone = [n for n in notes[mid] if n not in stay]
+        plan.used -= sum(count(n.text) for n in gone)
+        plan.dropped += [int(n.source.get("entry_id") or 0) for n in gone]
+        plan.notes[mid] = plan.rewritten[mid] = stay
+    plan.room = max(0, budget - plan.used)
+    return plan
 
 
 def _trim(plan: LorePlan, count: Count, budget: int) -> LorePlan:

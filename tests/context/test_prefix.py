@@ -3,16 +3,17 @@ breaks only, capsules kept until a break, and lore within its budget over a whol
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from neuralrp.chats.store import Message
 from neuralrp.context.builder import build_prompt
 from neuralrp.context.capsules import card_digest
+from neuralrp.context.engine import calibrated_count
 from neuralrp.context.layout import Layout, Pin, layout_of, prefix_break
 from neuralrp.context.sections import Prompt
 from neuralrp.context.state import CastState, Limits, Note, SummaryItem
-from neuralrp.llm.tokens import estimate_tokens
+from neuralrp.llm.tokens import LOCAL_COUNTER, estimate_tokens
 from tests.context.factories import char, conversation, hit, msg, state
 
 A, B, C = char(1, "Ayla"), char(2, "Borin"), char(3, "Cyra")
@@ -216,6 +217,33 @@ def test_a_second_speaker_and_a_regenerate_reuse_the_answered_message_as_it_was_
     assert borin.prefix["ordinary"] and borin.sections[borin.prefix["index"]].source["message_ids"] == [14]
     assert [s.source["entry_id"] for s in borin.sections if s.kind == "lore"] == [5]
     assert borin.notes["message_id"] is None and not borin.notes["rewrite"], "nothing to store again"
+
+
+def test_history_over_budget_without_a_fold_breaks_rarely_not_every_turn() -> None:
+    chat = Chat(settled())
+    reasons = []
+    for turn in range(1, 61):
+        chat.history.append(msg(5000 + turn * 2, "user", f"Turn {turn} " + "walk " * 30, turn))
+        prompt = chat.build(turn, [A, B, C][turn % 3], budget=3000)
+        reasons.append(prompt.prefix["reason"])
+        assert prompt.total_tokens <= 3000
+        chat.history.append(msg(5001 + turn * 2, "assistant", f"Reply {turn} " + "answer " * 30, turn, "Ayla"))
+    cuts = [t for t, r in enumerate(reasons, start=1) if r.startswith("history over budget")]
+    assert cuts, "the budget was passed"
+    over = len(reasons) - cuts[0] + 1
+    assert len(cuts) <= over / 4, (cuts, over)
+    assert all(reasons[t - 1].startswith("ordinary") for t in range(cuts[0], 61) if t not in cuts)
+
+
+def test_local_counts_are_scaled_to_the_servers_tokenizer() -> None:
+    text = "The old kingdom kept its records in stone. " * 5
+    counted = [replace(msg(i, "user", text, 1), token_count=int(estimate_tokens(text) * 1.06) + 1,
+                       token_counter="llamacpp_python:smollm2") for i in range(1, 9)]
+    scaled = calibrated_count(counted)
+    assert estimate_tokens(text) * 1.06 <= scaled(text) <= estimate_tokens(text) * 1.08
+    assert calibrated_count(counted[:3])(text) == estimate_tokens(text), "too few server counts: no scaling"
+    local = [replace(m, token_counter=LOCAL_COUNTER) for m in counted]
+    assert calibrated_count(local)(text) == estimate_tokens(text)
 
 
 def test_no_layout_or_same_prompt_is_described() -> None:

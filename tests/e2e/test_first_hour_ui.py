@@ -27,6 +27,7 @@ from neuralrp.app import create_app
 from neuralrp.config import load_settings
 from tests.e2e.conftest import PageLog, expect
 from tests.e2e.scenes import BROWSER_NOW, T0, Scene, fixed_clock, seed_scene
+from tests.e2e.visual import still
 from tests.fakes import FakeLLM, LiveServer
 from tests.waiting import wait_until
 
@@ -330,6 +331,7 @@ def test_cast_dialog_rows_and_labels(open_page: Any, scene: Scene, app_url: str,
         expect(row.locator(".cast-kind")).to_have_text("NPC")
         buttons = row.locator(".cast-actions button")
         expect(buttons.first).to_be_visible()
+        still(page)
         found = [buttons.nth(i).bounding_box() for i in range(buttons.count())]
         assert all(found) and not any(boxes_overlap(a, b) for i, a in enumerate(found) for b in found[i + 1:]), \
             "the NPC row's buttons overlap"

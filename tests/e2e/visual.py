@@ -36,6 +36,10 @@ SETTLED = """() => {
     .then(() => Promise.race([Promise.all(Array.from(document.images, loaded)), giveUp]))
     .then(() => new Promise((done) => requestAnimationFrame(() => requestAnimationFrame(done))));
 }"""
+# Finite animations only: a spinner or a blinking caret never ends.
+STILL = """() => Promise.all(document.getAnimations()
+  .filter((a) => Number.isFinite(a.effect?.getComputedTiming().endTime ?? Infinity))
+  .map((a) => a.finished.catch(() => null)))"""
 # No caret blinking, no smooth scrolling, no transitions: the same pixels every time.
 STILL_CSS = ("*, *::before, *::after { transition: none !important; animation: none !important; "
              "caret-color: transparent !important; scroll-behavior: auto !important; }")
@@ -105,6 +109,11 @@ def settle(page: Page) -> None:
     """Wait until the page shows its final pixels: network quiet, fonts and images in, two frames drawn."""
     page.wait_for_load_state("networkidle")
     page.evaluate(SETTLED)
+
+
+def still(page: Page) -> None:
+    """Wait until every finite CSS animation on the page has ended (a dialog scaling in moves its boxes)."""
+    page.evaluate(STILL)
 
 
 def overflow(page: Page) -> list[str]:
