@@ -15,6 +15,7 @@ EXECUTE = frozenset({"execute", "executemany", "executescript"})
 # The only modules that may pass SQL to execute/executemany/executescript, one per table group.
 STORES = {
     "chats/store.py",  # chats, chat_cast, chat_worlds, messages, message_swipes
+    "chats/copies.py",  # the rows of a chat copied into a fork (chats, chat_cast, chat_worlds, messages, swipes)
     "chats/worldlinks.py",  # chat_worlds and the worlds a chat uses through its cast's cards and the settings
     "chats/search.py",  # messages_fts, messages_words (the full-text indexes over messages)
     "chats/summaries.py",  # summaries

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import uuid
 
-from neuralrp.chats import store, summaries
+from neuralrp.chats import copies, store, summaries
 from neuralrp.chats.service import chat_name
 from neuralrp.clock import iso
 from neuralrp.db.connection import Connection, transaction
@@ -29,15 +29,15 @@ def fork_chat(conn: Connection, chat_id: int, message_id: int, *, title: str | N
             raise NotFound(f"message {message_id} is not in chat {chat_id}")
         name = (title or "").strip() or f"{chat_name(conn, chat)} (fork)"
         now = iso()
-        new_id = store.copy_chat(conn, chat_id, {
+        new_id = copies.copy_chat(conn, chat_id, {
             "uid": uuid.uuid4().hex, "title": name, "turn": cut.turn, "next_seq": cut.seq + 1,
             "forked_from_chat_id": chat_id, "forked_from_message_id": message_id,
             "created_at": now, "updated_at": now, "last_activity_at": now})
-        people = store.copy_cast(conn, chat_id, new_id, copy_npcs(conn, chat_id, new_id))
+        people = copies.copy_cast(conn, chat_id, new_id, copy_npcs(conn, chat_id, new_id))
         if chat.focus_character_id in people:
             store.set_focus(conn, new_id, people[chat.focus_character_id])
-        store.copy_chat_worlds(conn, chat_id, new_id)
-        messages = store.copy_messages(conn, chat_id, new_id, cut.seq, people)
+        copies.copy_chat_worlds(conn, chat_id, new_id)
+        messages = copies.copy_messages(conn, chat_id, new_id, cut.seq, people)
         copied = summaries.copy_summaries(conn, chat_id, new_id, messages)
-        store.link_copied_messages(conn, messages, copied)
+        copies.link_copied_messages(conn, messages, copied)
     return new_id

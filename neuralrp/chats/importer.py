@@ -8,7 +8,7 @@ from pathlib import Path, PurePath
 
 from neuralrp.chats.st_io import import_st_chat
 from neuralrp.errors import InvalidInput, NeuralRPError
-from neuralrp.library.cardfile import load_json
+from neuralrp.library.safejson import load_json
 from neuralrp.library.service import ImportResult, Library
 
 log = logging.getLogger(__name__)

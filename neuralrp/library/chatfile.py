@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from neuralrp.errors import InvalidInput
-from neuralrp.library.cardfile import dump_json, load_json, type_name
+from neuralrp.library.safejson import dump_json, load_json, type_name
 
 MIB = 1024 * 1024
 DEFAULT_MAX_CHAT = 100 * MIB

@@ -16,14 +16,26 @@ from __future__ import annotations
 
 import copy
 import logging
-import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from neuralrp.errors import InvalidInput
-from neuralrp.library.cardfile import MAX_JSON_DEPTH, check_json_tree, dump_json, load_json, type_name
+from neuralrp.library.safejson import MAX_JSON_DEPTH, check_json_tree, dump_json, load_json, type_name
+from neuralrp.library.wifields import (
+    BOOK_EXT,
+    BOOK_FIELDS,
+    BOOK_TOP,
+    MISSING,
+    WI_FIELDS,
+    WI_MODELLED,
+    Field,
+    bad_value,
+    coerce,
+    get_path,
+    set_path,
+)
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +54,6 @@ _WI_EXT_NAMES = (
 ).split()
 WI_TO_BOOK_EXT = {name: re.sub(r"([A-Z])", r"_\1", name).lower() for name in _WI_EXT_NAMES}
 BOOK_EXT_TO_WI = {v: k for k, v in WI_TO_BOOK_EXT.items()}
-_MISSING = object()
 
 
 @dataclass
@@ -56,174 +67,20 @@ class LoreBook:
     name_in_file: bool = False  # whether the source object carried a `name` key
 
 
-def _bad(label: str, src: str, wanted: str, value: Any) -> InvalidInput:
-    """The error for a field of the wrong type."""
-    return InvalidInput(f"{label}: field '{src}' must be {wanted}, got {type_name(value)}")
-
-
-def _as_int(value: Any) -> int | None:
-    """An int from an int or an integral float, else None."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    return None
-
-
-def _coerce(kind: str, value: Any, label: str, src: str) -> Any:
-    """Validate one non-null source value and return its normalized form."""
-    if kind == "strlist":
-        if not isinstance(value, list):
-            raise _bad(label, src, "a list of strings", value)
-        for item in value:
-            if not isinstance(item, str):
-                raise _bad(label, src, "a list of strings", item)
-        return list(value)
-    if kind == "str":
-        if not isinstance(value, str):
-            raise _bad(label, src, "a string", value)
-        return value
-    if kind in ("bool", "not_bool"):
-        if not isinstance(value, bool) and _as_int(value) not in (0, 1):
-            raise _bad(label, src, "true or false", value)
-        return bool(value) if kind == "bool" else not bool(value)
-    if kind == "number":
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise _bad(label, src, "a number", value)
-        if not math.isfinite(value):
-            raise InvalidInput(f"{label}: field '{src}' must be a finite number")
-        return value
-    if kind == "uid" and isinstance(value, str) and value:
-        return int(value) if value.isdecimal() and len(value) < 19 else value
-    number = _as_int(value)
-    if number is None:
-        raise _bad(label, src, "an integer", value)
-    return number
-
-
-def _get_path(obj: dict[str, Any], path: str) -> Any:
-    """Read a dotted path ('extensions.depth'); _MISSING when absent."""
-    head, _, rest = path.partition(".")
-    if not rest:
-        return obj.get(head, _MISSING)
-    inner = obj.get(head)
-    return inner.get(rest, _MISSING) if isinstance(inner, dict) else _MISSING
-
-
-def _set_path(out: dict[str, Any], path: str, value: Any) -> None:
-    """Write a dotted path, creating the `extensions` object when needed."""
-    head, _, rest = path.partition(".")
-    if not rest:
-        out[head] = value
-        return
-    if not isinstance(out.get(head), dict):
-        out[head] = {}
-    out[head][rest] = value
-
-
-@dataclass(frozen=True)
-class _Field:
-    """How one normalized field maps to source path(s)."""
-
-    norm: str
-    paths: tuple[str, ...]
-    kind: str
-    default: Any
-
-    def read(self, raw: dict[str, Any], uid_default: Any, label: str) -> Any:
-        """The normalized value from a {path: source value} map (absent/null -> default)."""
-        value = raw.get(self.paths[0])
-        if value is None:
-            return copy.deepcopy(uid_default if self.kind == "uid" else self.default)
-        return _coerce(self.kind, value, label, self.paths[0])
-
-    def write(self, value: Any) -> dict[str, Any]:
-        """The source values that express a normalized value."""
-        return {self.paths[0]: (not value) if self.kind == "not_bool" else copy.deepcopy(value)}
-
-
-class _BookPosition(_Field):
-    """character_book position: `extensions.position` (ST enum), else 'before_char' -> 0, else 1."""
-
-    def read(self, raw: dict[str, Any], uid_default: Any, label: str) -> Any:
-        """ST's rule for the two position fields."""
-        ext_pos = raw.get("extensions.position")
-        if ext_pos is not None:
-            return _coerce("int", ext_pos, label, "extensions.position")
-        text = raw.get("position")
-        if text is not None and not isinstance(text, str):
-            raise _bad(label, "position", "'before_char' or 'after_char'", text)
-        return 0 if text == "before_char" else 1
-
-    def write(self, value: Any) -> dict[str, Any]:
-        """Both fields, the way SillyTavern writes them."""
-        return {"position": "before_char" if value == 0 else "after_char", "extensions.position": value}
-
-
-def _table(rows: list[tuple[str, str, str, Any]]) -> tuple[_Field, ...]:
-    """Field objects from (normalized name, source path, kind, default) rows."""
-    return tuple(_Field(norm, (path,), kind, default) for norm, path, kind, default in rows)
-
-
-_WI_FIELDS = _table(
-    [
-        ("uid", "uid", "uid", None),
-        ("keys", "key", "strlist", []),
-        ("secondary_keys", "keysecondary", "strlist", []),
-        ("comment", "comment", "str", ""),
-        ("content", "content", "str", ""),
-        ("constant", "constant", "bool", False),
-        ("selective", "selective", "bool", True),
-        ("selective_logic", "selectiveLogic", "int", 0),
-        ("order", "order", "number", 100),
-        ("position", "position", "int", 0),
-        ("enabled", "disable", "not_bool", True),
-        ("probability", "probability", "number", 100),
-        ("use_probability", "useProbability", "bool", True),
-        ("depth", "depth", "int", 4),
-    ]
-)
-_BOOK_FIELDS = (
-    *_table(
-        [
-            ("uid", "id", "uid", None),
-            ("keys", "keys", "strlist", []),
-            ("secondary_keys", "secondary_keys", "strlist", []),
-            ("comment", "comment", "str", ""),
-            ("content", "content", "str", ""),
-            ("constant", "constant", "bool", False),
-            ("selective", "selective", "bool", False),
-            ("selective_logic", "extensions.selectiveLogic", "int", 0),
-            ("order", "insertion_order", "number", 100),
-            ("enabled", "enabled", "bool", True),
-            ("probability", "extensions.probability", "number", 100),
-            ("use_probability", "extensions.useProbability", "bool", True),
-            ("depth", "extensions.depth", "int", 4),
-        ]
-    ),
-    _BookPosition("position", ("position", "extensions.position"), "int", 1),
-)
-_WI_MODELLED = frozenset(p for f in _WI_FIELDS for p in f.paths)
-_BOOK_TOP = frozenset(p for f in _BOOK_FIELDS for p in f.paths if "." not in p) | {"extensions"}
-_BOOK_EXT = frozenset(p.split(".", 1)[1] for f in _BOOK_FIELDS for p in f.paths if "." in p)
-
-
 def _same(a: Any, b: Any) -> bool:
     """Equal as JSON values of the same type (True is not 1, 100 is not 100.0)."""
     return type(a) is type(b) and a == b
 
 
 def _entry_from(
-    entry: dict[str, Any], label: str, fields: tuple[_Field, ...], uid_default: Any, extra: dict[str, Any]
+    entry: dict[str, Any], label: str, fields: tuple[Field, ...], uid_default: Any, extra: dict[str, Any]
 ) -> dict[str, Any]:
     """Build one normalized entry; `origin` records absent fields and values written unusually."""
     raw = {}
     for fld in fields:
         for path in fld.paths:
-            value = _get_path(entry, path)
-            if value is not _MISSING:
+            value = get_path(entry, path)
+            if value is not MISSING:
                 raw[path] = value
     out: dict[str, Any] = {}
     absent: list[str] = []
@@ -246,9 +103,9 @@ def _wi_entry(key: str, entry: Any) -> dict[str, Any]:
     label = f"entry '{key}'"
     if not isinstance(entry, dict):
         raise InvalidInput(f"{label} must be an object, got {type_name(entry)}")
-    extra = {k: copy.deepcopy(v) for k, v in entry.items() if k not in _WI_MODELLED}
+    extra = {k: copy.deepcopy(v) for k, v in entry.items() if k not in WI_MODELLED}
     uid_default: Any = int(key) if key.isdecimal() and len(key) < 19 else key
-    return {**_entry_from(entry, label, _WI_FIELDS, uid_default, extra), "canon_law": _canon_of(entry, label)}
+    return {**_entry_from(entry, label, WI_FIELDS, uid_default, extra), "canon_law": _canon_of(entry, label)}
 
 
 def _book_entry(index: int, entry: Any) -> dict[str, Any]:
@@ -256,15 +113,15 @@ def _book_entry(index: int, entry: Any) -> dict[str, Any]:
     label = f"entry {index}"
     if not isinstance(entry, dict):
         raise InvalidInput(f"{label} must be an object, got {type_name(entry)}")
-    extra = {k: copy.deepcopy(v) for k, v in entry.items() if k not in _BOOK_TOP}
-    ext = entry.get("extensions", _MISSING)
+    extra = {k: copy.deepcopy(v) for k, v in entry.items() if k not in BOOK_TOP}
+    ext = entry.get("extensions", MISSING)
     if isinstance(ext, dict):
-        extra["extensions"] = {k: copy.deepcopy(v) for k, v in ext.items() if k not in _BOOK_EXT}
+        extra["extensions"] = {k: copy.deepcopy(v) for k, v in ext.items() if k not in BOOK_EXT}
     elif ext is None:
         extra["extensions"] = None
-    elif ext is not _MISSING:
-        raise _bad(label, "extensions", "an object", ext)
-    return {**_entry_from(entry, label, _BOOK_FIELDS, index, extra), "canon_law": _canon_of(entry, label)}
+    elif ext is not MISSING:
+        raise bad_value(label, "extensions", "an object", ext)
+    return {**_entry_from(entry, label, BOOK_FIELDS, index, extra), "canon_law": _canon_of(entry, label)}
 
 
 def _canon_of(entry: dict[str, Any], label: str) -> bool:
@@ -274,7 +131,7 @@ def _canon_of(entry: dict[str, Any], label: str) -> bool:
     if not isinstance(ours, dict) or "canon_law" not in ours:
         return False
     if not isinstance(ours["canon_law"], bool):
-        raise _bad(label, "extensions.neuralrp.canon_law", "true or false", ours["canon_law"])
+        raise bad_value(label, "extensions.neuralrp.canon_law", "true or false", ours["canon_law"])
     return ours["canon_law"]
 
 
@@ -363,7 +220,7 @@ def _check_value(kind: str, value: Any, label: str, norm: str) -> Any:
         raise InvalidInput(f"{label}: field '{norm}' must not be null")
     if kind == "uid" and isinstance(value, str):
         return value
-    return _coerce("bool" if kind == "not_bool" else kind, value, label, norm)
+    return coerce("bool" if kind == "not_bool" else kind, value, label, norm)
 
 
 def _origin(entry: dict[str, Any], label: str) -> tuple[set[str], dict[str, Any]]:
@@ -377,7 +234,7 @@ def _origin(entry: dict[str, Any], label: str) -> tuple[set[str], dict[str, Any]
     return {str(p) for p in absent}, quirks
 
 
-def _entry_out(entry: dict[str, Any], fields: tuple[_Field, ...], uid_default: Any, label: str) -> dict[str, Any]:
+def _entry_out(entry: dict[str, Any], fields: tuple[Field, ...], uid_default: Any, label: str) -> dict[str, Any]:
     """Write the modelled fields of one entry; untouched ones exactly as they were found."""
     absent, quirks = _origin(entry, label)
     out: dict[str, Any] = {}
@@ -387,10 +244,10 @@ def _entry_out(entry: dict[str, Any], fields: tuple[_Field, ...], uid_default: A
             found = {p: quirks[p] for p in fld.paths if p in quirks}
             if fld.read(found, uid_default, label) == value:
                 for path, raw in found.items():
-                    _set_path(out, path, copy.deepcopy(raw))
+                    set_path(out, path, copy.deepcopy(raw))
                 continue
         for path, raw in fld.write(value).items():
-            _set_path(out, path, raw)
+            set_path(out, path, raw)
     return out
 
 
@@ -407,9 +264,9 @@ def _extra_of(entry: dict[str, Any], label: str) -> dict[str, Any]:
 def _book_entry_out(index: int, entry: dict[str, Any]) -> dict[str, Any]:
     """One normalized entry (character_book naming) back to a character_book entry."""
     label = f"entry {index}"
-    out = _entry_out(entry, _BOOK_FIELDS, index, label)
+    out = _entry_out(entry, BOOK_FIELDS, index, label)
     extra = copy.deepcopy(_extra_of(entry, label))
-    ext_extra = extra.pop("extensions", _MISSING)
+    ext_extra = extra.pop("extensions", MISSING)
     out.update(extra)
     if isinstance(ext_extra, dict):
         out["extensions"] = {**out.get("extensions", {}), **ext_extra}
@@ -420,7 +277,7 @@ def _book_entry_out(index: int, entry: dict[str, Any]) -> dict[str, Any]:
 
 def _wi_entry_out(entry: dict[str, Any], uid: Any, label: str) -> dict[str, Any]:
     """One normalized entry (World Info naming) back to a World Info entry, with this uid."""
-    out = _entry_out({**entry, "uid": uid}, _WI_FIELDS, None, label)
+    out = _entry_out({**entry, "uid": uid}, WI_FIELDS, None, label)
     out.update(copy.deepcopy(_extra_of(entry, label)))
     return _write_canon(out, entry)
 
@@ -532,7 +389,7 @@ def export_character_book(book: LoreBook) -> dict[str, Any]:
 
 def new_entry(uid: int, keys: list[str], content: str, **fields: Any) -> dict[str, Any]:
     """A fresh normalized entry with SillyTavern's defaults (fields override them by normalized name)."""
-    entry: dict[str, Any] = {f.norm: copy.deepcopy(f.default) for f in _WI_FIELDS}
+    entry: dict[str, Any] = {f.norm: copy.deepcopy(f.default) for f in WI_FIELDS}
     entry.update(uid=uid, keys=list(keys), content=content, extra={}, origin=None)
     unknown = set(fields) - set(ENTRY_KEYS) - {"extra"}
     if unknown:

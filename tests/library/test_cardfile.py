@@ -20,10 +20,10 @@ from neuralrp.library.cardfile import (
     card_from_object,
     export_card_json,
     export_card_png,
-    load_json,
     parse_card,
     placeholder_avatar,
 )
+from neuralrp.library.safejson import load_json
 from tests.conftest import FIXTURES
 
 CARDS = sorted((FIXTURES / "cards").iterdir())

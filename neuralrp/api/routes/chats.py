@@ -24,7 +24,8 @@ from neuralrp.chats.training import TrainingOptions, export_training
 from neuralrp.errors import BackendError, InvalidInput
 from neuralrp.library.characters import get_character
 from neuralrp.turns.events import Event, Failed, Idle, json_outcome, sse
-from neuralrp.turns.generation import Generation, GenerationManager, Kind
+from neuralrp.turns.generation import GenerationManager
+from neuralrp.turns.running import Generation, Kind
 
 router = APIRouter(prefix="/api/chats", tags=["chats"], route_class=OffLoopJSONRoute)
 
