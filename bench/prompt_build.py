@@ -114,7 +114,14 @@ def timed_turns(engine: PromptEngine, db: Database, chat_id: int, cast: list[int
 
     After each reply the app embeds the chat's newest lines in the background (PromptEngine.after_reply)
     while the user reads and types; that step runs here too, untimed, as it is not part of the turn.
+    The app builds a reply's prompt on a DB worker thread whose connection stays open (PromptEngine.build);
+    the timed builds here share one open connection the same way.
     """
+    with db.session() as conn:
+        return _timed_on(conn, engine, db, chat_id, cast, n)
+
+
+def _timed_on(held: Any, engine: PromptEngine, db: Database, chat_id: int, cast: list[int], n: int) -> list[float]:
     rng = random.Random(7)
     times = []
     for _ in range(n + 3):
@@ -129,7 +136,7 @@ def timed_turns(engine: PromptEngine, db: Database, chat_id: int, cast: list[int
             store.insert_message(conn, chat_id, role="user", turn=turn, content=text)
             speaker = get_character(conn, rng.choice(cast))
         t0 = time.perf_counter()
-        engine.build_sync(chat_id, speaker, budget=BUDGET, persist=True)
+        engine.build_on(held, chat_id, speaker, budget=BUDGET, persist=True)
         times.append((time.perf_counter() - t0) * 1000)
     print(f"  first (cold caches: key index, entry vectors) turn: {times[0]:.0f} ms")
     return times[3:]

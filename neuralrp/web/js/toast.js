@@ -5,6 +5,7 @@ import { icon } from './icons.js';
 
 const MAX_TOASTS = 4;
 const TIMEOUTS = { info: 4000, success: 3500, error: 8000 };
+const UNDO_MS = 10000;
 
 /** The #toasts region, created on first use. */
 function container() {
@@ -41,4 +42,26 @@ export function toast(message, { kind = 'info', timeout = TIMEOUTS[kind] ?? 4000
   clearTimeout(node._timer);
   if (timeout > 0) node._timer = setTimeout(() => dismiss(node), timeout);
   return node;
+}
+
+/**
+ * A toast with an Undo button for a few seconds. undo() is async: the toast goes when it succeeds; when it fails
+ * (its request error has a toast of its own) the button can be pressed again.
+ */
+export function undoToast(message, undo) {
+  const note = toast(message, { kind: 'info', timeout: UNDO_MS });
+  const button = el('button', { type: 'button', class: 'btn btn-secondary btn-small toast-undo', on: {
+    click: async () => {
+      button.disabled = true;
+      try {
+        await undo();
+        dismiss(note);
+      } catch {
+        button.disabled = false;
+      }
+    },
+  } }, 'Undo');
+  note.querySelector('.toast-undo')?.remove();
+  note.insertBefore(button, note.querySelector('.toast-close'));
+  return note;
 }

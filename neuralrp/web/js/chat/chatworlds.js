@@ -7,11 +7,10 @@
 import { del, get, patch, post, put } from '../api.js';
 import { el, replace } from '../dom.js';
 import { icon as libraryIcon } from '../library/icons.js';
-import { toast } from '../toast.js';
+import { undoToast } from '../toast.js';
 import { toolButton } from './inspector.js';
 import { modalShell } from './summaries.js';
 
-const UNDO_MS = 10000;
 
 /** A chat header tool button with an icon of the library set ('globe', 'user', 'trash'). */
 export function headerTool(text, iconName, onClick) {
@@ -148,19 +147,5 @@ export async function deleteChatWithUndo(chat, { onDeleted, onRestored }) {
     return; // the toast told why
   }
   onDeleted();
-  const note = toast('Chat deleted.', { kind: 'info', timeout: UNDO_MS });
-  const undo = el('button', { type: 'button', class: 'btn btn-secondary btn-small toast-undo', on: {
-    click: async () => {
-      undo.disabled = true;
-      try {
-        const restored = await post(`/api/chats/${chat.id}/restore`, {});
-        note.remove();
-        onRestored(restored);
-      } catch {
-        undo.disabled = false;
-      }
-    },
-  } }, 'Undo');
-  note.querySelector('.toast-undo')?.remove();
-  note.insertBefore(undo, note.querySelector('.toast-close'));
+  undoToast('Chat deleted.', async () => onRestored(await post(`/api/chats/${chat.id}/restore`, {})));
 }

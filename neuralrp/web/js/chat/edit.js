@@ -5,7 +5,7 @@
 
 import { del, patch, post, put } from '../api.js';
 import { el, svg } from '../dom.js';
-import { toast } from '../toast.js';
+import { toast, undoToast } from '../toast.js';
 
 const ACTION_PATHS = {
   edit: ['M4 20h4L19 9l-4-4L4 16z', 'M13.5 6.5l4 4'],
@@ -15,7 +15,6 @@ const ACTION_PATHS = {
   fork: ['M7 4.5v6a4 4 0 0 0 4 4h2', 'M7 4.5a1.8 1.8 0 1 0 0 .1', 'M17 14.5a2 2 0 1 0 0 .1', 'M7 10.5v9'],
   copy: ['M9 9h10.5v10.5H9z', 'M15 9V4.5H4.5V15H9'],
 };
-const UNDO_MS = 10000;
 
 /** A small line icon for the message actions. */
 export function actionIcon(name, size = 16) {
@@ -127,21 +126,7 @@ export async function deleteWithUndo(msg, { signal, onDeleted, onRestored }) {
     return; // the toast told why
   }
   onDeleted(msg);
-  const note = toast('Message deleted.', { kind: 'info', timeout: UNDO_MS });
-  const undo = el('button', { type: 'button', class: 'btn btn-secondary btn-small toast-undo', on: {
-    click: async () => {
-      undo.disabled = true;
-      try {
-        const restored = await post(`/api/messages/${msg.id}/restore`, {});
-        note.remove();
-        onRestored(restored);
-      } catch {
-        undo.disabled = false;
-      }
-    },
-  } }, 'Undo');
-  note.querySelector('.toast-undo')?.remove();
-  note.insertBefore(undo, note.querySelector('.toast-close'));
+  undoToast('Message deleted.', async () => onRestored(await post(`/api/messages/${msg.id}/restore`, {})));
 }
 
 /**
