@@ -239,10 +239,12 @@ def mirror_folders(library: Library) -> list[Path]:
 
 
 def adopt_restored(library: Library, settings: Settings, archived: bool) -> None:
-    """After a swap: replies the backup caught mid-way become incomplete, and characters/ and worlds/ mirror the
-    restored DB (only when their old files were archived into the pre-restore backup)."""
+    """After a swap: replies the backup caught mid-way become incomplete, pictures replaced since the backup come
+    back from trash/, and characters/ and worlds/ mirror the restored DB (only when their old files were archived
+    into the pre-restore backup)."""
     with library.db.session() as conn:
         recover_streaming(conn, keep=settings.llm.keep_incomplete)
+    library.recover_avatars()
     if archived:
         rewrite_mirrors(library)
     else:

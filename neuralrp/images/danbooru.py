@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from neuralrp.images.danbooru_semantic import SEMANTIC_THRESHOLD, semantic_hits
+from neuralrp.images.danbooru_semantic import semantic_hits
 from neuralrp.images.danbooru_vocab import (
     CATEGORY_ORDER,
     TagEntry,
@@ -97,9 +97,9 @@ def expand_plist(text: str) -> str:
 
 
 def suggest_tags(text: str, gender: str = "", *, vocab: Vocabulary | None = None, embedder: Any = None,
-                 characters: Sequence[Any] = (), threshold: float = SEMANTIC_THRESHOLD,
+                 characters: Sequence[Any] = (), threshold: float | None = None,
                  max_tags: int = MAX_TAGS) -> CanonResult:
-    """Danbooru tags for a description; `embedder` (optional) adds semantic matches."""
+    """Danbooru tags for a description; `embedder` (optional) adds semantic matches (its tuned threshold)."""
     vocab = vocab or default_vocabulary()
     given = normalise_gender(gender)
     toks = tokens(expand_plist(text))

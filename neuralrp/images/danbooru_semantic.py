@@ -1,5 +1,12 @@
 """Semantic fallback of the visual-canon matcher: short appearance phrases the aliases missed, matched to
-vocabulary phrases by cosine similarity with the project's embedder (vocabulary vectors computed once)."""
+vocabulary phrases by cosine similarity with the project's embedder (vocabulary vectors computed once).
+
+Cosines are taken after centering: the mean of the vocabulary's vectors is subtracted from every vector. Raw
+cosines crowd together differently per model (multilingual-e5 puts even unrelated short phrases at ~0.85); the
+centered ones spread out, and each tuned model gets its own threshold on them (THRESHOLDS, chosen on the tuning
+half of tests/fixtures/danbooru_semantic.tsv by bench/danbooru_semantic.py). A model without one gets no
+semantic tags.
+"""
 
 from __future__ import annotations
 
@@ -12,12 +19,12 @@ import numpy as np
 
 from neuralrp.errors import NeuralRPError
 from neuralrp.images.danbooru_vocab import COLOURS, HEADS, TagEntry, Vocabulary, is_word
-from neuralrp.retrieval.embedder import E5_ID
+from neuralrp.retrieval.embedder import E5_ID, MINILM_ID
 
 log = logging.getLogger(__name__)
 
-SEMANTIC_THRESHOLD = 0.76  # MiniLM cosine; below this the nearest tag is often a different look
-UNTUNED = frozenset({E5_ID})  # models whose cosine scale SEMANTIC_THRESHOLD does not fit (no semantic tags)
+# centered cosine per model id: the lowest 0.01 step whose tuning-half precision is >= 0.95 from there up
+THRESHOLDS = {MINILM_ID: 0.76, E5_ID: 0.65}  # mpnet has none: it could not be measured here (needs torch)
 MAX_SEMANTIC = 8
 MIN_WORDS, MAX_WORDS = 2, 8
 SPLITTERS = {"and", "with", "while", "but", "or", "who", "which", "that", "as", "in", "wears", "wearing", "wore",
@@ -27,7 +34,7 @@ CUES = {*HEADS, "outfit", "clothes", "clothing", "ears", "tail", "wings", "horns
 STOPWORDS = {"a", "an", "the", "her", "his", "their", "its", "my", "your", "our", "she", "he", "they", "it", "i",
              "is", "are", "was", "were", "be", "has", "have", "had", "of", "in", "on", "at", "to", "for", "from",
              "by", "very", "so", "too", "this", "these", "those", "there", "up", "down", "out", "s", "'s"}
-_cache: dict[tuple[str, str], tuple[np.ndarray, list[tuple[TagEntry, str]]]] = {}
+_cache: dict[tuple[str, str], tuple[np.ndarray, np.ndarray, list[tuple[TagEntry, str]]]] = {}
 _cache_lock = threading.Lock()
 
 
@@ -59,8 +66,21 @@ def candidate_segments(toks: list[str], consumed: list[bool], vocab: Vocabulary)
     return out
 
 
-def vocabulary_vectors(vocab: Vocabulary, embedder: Any) -> tuple[np.ndarray, list[tuple[TagEntry, str]]]:
-    """Vectors of every vocabulary phrase for this embedder (computed once per model and vocabulary)."""
+def threshold_for(model_id: str) -> float | None:
+    """The tuned semantic threshold of an embedding model, or None (no semantic tags) when it has none."""
+    return THRESHOLDS.get(model_id)
+
+
+def centered(vectors: np.ndarray, mean: np.ndarray) -> np.ndarray:
+    """Rows minus the vocabulary mean, scaled back to unit length (all-zero rows stay zero)."""
+    shifted = np.asarray(vectors, dtype=np.float32) - mean
+    norms = np.linalg.norm(shifted, axis=-1, keepdims=True)
+    return (shifted / np.where(norms == 0, 1.0, norms)).astype(np.float32, copy=False)
+
+
+def vocabulary_vectors(vocab: Vocabulary, embedder: Any
+                       ) -> tuple[np.ndarray, np.ndarray, list[tuple[TagEntry, str]]]:
+    """Centered vectors of every vocabulary phrase, their mean, the phrases (once per model and vocabulary)."""
     key = (str(embedder.model_id), vocab.fingerprint)
     with _cache_lock:
         if key not in _cache:
@@ -68,20 +88,26 @@ def vocabulary_vectors(vocab: Vocabulary, embedder: Any) -> tuple[np.ndarray, li
             # a LazyEmbedder's cache keeps chat lines, which 2,000 one-off phrases would evict
             embed = getattr(embedder, "embed_uncached", embedder.embed)
             matrix = np.asarray(embed([text for _, text in pairs]), dtype=np.float32)
-            _cache[key] = (matrix, pairs)
+            mean = matrix.mean(axis=0)
+            _cache[key] = (centered(matrix, mean), mean, pairs)
             log.info("embedded %d Danbooru vocabulary phrases with %s", len(pairs), key[0])
         return _cache[key]
 
 
 def semantic_hits(toks: list[str], consumed: list[bool], vocab: Vocabulary, embedder: Any,
-                  threshold: float = SEMANTIC_THRESHOLD) -> list[SemanticMatch]:
-    """Best vocabulary tag per candidate segment, when its cosine reaches `threshold`."""
+                  threshold: float | None = None) -> list[SemanticMatch]:
+    """Best vocabulary tag per candidate segment, when its centered cosine reaches `threshold`.
+
+    Without `threshold` the model's tuned one applies; a model without one gives no semantic tags.
+    """
+    if threshold is None:
+        threshold = threshold_for(str(getattr(embedder, "model_id", "")))
     segments = candidate_segments(toks, consumed, vocab)
-    if not segments or str(getattr(embedder, "model_id", "")) in UNTUNED:
-        return []  # the threshold is a MiniLM cosine; e5 puts even unrelated texts at ~0.8
+    if not segments or threshold is None:
+        return []
     try:
-        matrix, pairs = vocabulary_vectors(vocab, embedder)
-        vectors = np.asarray(embedder.embed([" ".join(words) for _, words in segments]), dtype=np.float32)
+        matrix, mean, pairs = vocabulary_vectors(vocab, embedder)
+        vectors = centered(embedder.embed([" ".join(words) for _, words in segments]), mean)
     except NeuralRPError as e:
         log.warning("semantic tag matching skipped: %s", e.message)
         return []

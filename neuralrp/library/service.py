@@ -325,6 +325,25 @@ class Library:
             if char.source_file:
                 self._to_trash(confined(self.paths.data_dir, "characters", f"characters/{char.source_file}"))
 
+    def recover_avatars(self) -> list[str]:
+        """Move back from trash/ the pictures the DB names that are missing from images/avatars (after a restore,
+        a picture replaced since the backup is there); returns their stored paths."""
+        with self.db.session() as conn:
+            stored = [c.avatar_path for c in chars.list_characters(conn, include_npcs=True)]
+            stored += [p.avatar_path for p in personas.list_personas(conn)]
+        back = []
+        for rel in filter(None, stored):
+            path = self.avatar_file(rel)
+            kept = self.paths.trash / path.name if path is not None else None
+            if path is None or kept is None or path.exists() or not kept.is_file():
+                continue
+            path.parent.mkdir(parents=True, exist_ok=True)
+            shutil.move(str(kept), path)
+            back.append(rel)
+        if back:
+            log.info("moved %d avatar picture(s) the database names back from trash/: %s", len(back), back)
+        return back
+
     def _to_trash(self, path: Path | None) -> None:
         if path is not None and path.is_file():
             target = unique_path(self.paths.trash, path.stem, path.suffix)

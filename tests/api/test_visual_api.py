@@ -10,16 +10,19 @@ import pytest
 from fastapi.testclient import TestClient
 
 from neuralrp.app import create_app
+from neuralrp.images import danbooru_semantic
 from neuralrp.images.danbooru_fetch import DanbooruCharacter, dataset_path, write_dataset
 from neuralrp.library.cardfile import parse_card
-from neuralrp.retrieval.embedder import HashEmbedder
+from neuralrp.retrieval.embedder import MINILM_ID, HashEmbedder
 from tests.conftest import FIXTURES
 
 
 @pytest.fixture
-def client(make_settings: Any) -> Any:
+def client(make_settings: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+    # the real model is not needed to test the wiring; the test double gets MiniLM's semantic threshold
+    monkeypatch.setitem(danbooru_semantic.THRESHOLDS, HashEmbedder().model_id, danbooru_semantic.THRESHOLDS[MINILM_ID])
     with TestClient(create_app(make_settings())) as c:
-        c.app.state.services.embedder = HashEmbedder()  # the real model is not needed to test the wiring
+        c.app.state.services.embedder = HashEmbedder()
         yield c
 
 

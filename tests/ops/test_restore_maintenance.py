@@ -406,6 +406,50 @@ def test_offline_restore_rewrites_mirrors_so_a_scan_changes_nothing(settings: Se
     check_mirrors_match_db(settings)
 
 
+def picture(colour: tuple[int, int, int]) -> bytes:
+    """A small PNG of one colour."""
+    import io
+
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.new("RGB", (32, 48), colour).save(out, format="PNG")
+    return out.getvalue()
+
+
+def colour_of(png: bytes) -> tuple[int, ...]:
+    """The colour of a picture's top-left pixel."""
+    import io
+
+    from PIL import Image
+
+    return tuple(Image.open(io.BytesIO(png)).convert("RGB").getpixel((0, 0)))
+
+
+def test_a_picture_replaced_after_the_backup_comes_back_with_the_restore(settings: Settings) -> None:
+    from neuralrp.library import characters as chars
+    from neuralrp.services import open_database
+
+    db = open_database(settings)
+    library = Library(db, settings.data_dir)
+    cid = library.import_card(json.dumps(CARD).encode(), "card.json").id
+    assert cid is not None
+    first = library.set_avatar(cid, picture((200, 30, 30)), "red.png")
+    red = library.avatar_bytes(first)
+    info = create_backup(db, settings.data_dir / "backups", now=datetime(2025, 1, 1, tzinfo=UTC), label="base")
+    second = library.set_avatar(cid, picture((30, 30, 200)), "blue.png")
+    assert second.avatar_path != first.avatar_path and library.avatar_bytes(first) is None, "red went to trash/"
+    restore_offline(settings, info.name)
+    with db.session() as conn:
+        restored = chars.get_character(conn, cid)
+    assert restored.avatar_path == first.avatar_path
+    assert red is not None and library.avatar_bytes(restored) == red
+    mirror = next((settings.data_dir / "characters").glob("*.png"))
+    shown = parse_card(mirror.read_bytes(), mirror.name).avatar_png
+    assert shown is not None and colour_of(shown) == (200, 30, 30), "the card file carries the restored picture"
+    check_mirrors_match_db(settings)
+
+
 def test_files_archive_is_listed_pruned_and_deleted_with_its_backup(settings: Settings, tmp_path: Path) -> None:
     from neuralrp.ops.backup import delete_backup
     from neuralrp.services import open_database
