@@ -4,11 +4,11 @@ Setup: 8 characters (the fixture cards plus renamed copies), a 5,000-entry world
 10,000 messages (5,000 turns) mentioning places and characters. Each measured turn appends a
 new user message and builds the next reply's prompt (as the reply would: DB load, lore
 retrieval, build), without the LLM. Run with embeddings excluded (keyword/exact lore only)
-and included (MiniLM ONNX; entries indexed first). Then, at turn 500 of a chat whose older
-turns were folded into summaries, compares our prompt with a naive one (every card in full,
+and included (e5 by default, or --model minilm; entries indexed first). Then, at turn 500 of a
+chat whose older turns were folded into summaries, compares our prompt with a naive one (every card in full,
 all keyword-matched lore, as much history as fits) and measures the shared prefix between two
 consecutive ordinary turns.
-Run: .venv/bin/python bench/prompt_build.py [--turns 60] [--skip-embeddings]
+Run: .venv/bin/python bench/prompt_build.py [--turns 60] [--skip-embeddings] [--model e5|minilm]
 """
 
 from __future__ import annotations
@@ -227,10 +227,12 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--turns", type=int, default=60)
     parser.add_argument("--skip-embeddings", action="store_true")
+    parser.add_argument("--model", choices=["e5", "minilm"], default="e5", help="embeddings.model (default e5)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        settings = load_settings(overrides={"paths": {"data_dir": str(root)}}, environ={})
+        settings = load_settings(overrides={"paths": {"data_dir": str(root)}, "embeddings": {"model": args.model}},
+                                 environ={})
         db, library, cast = setup_library(root)
         world_id = make_world(library, 5000)
         t0 = time.perf_counter()
@@ -244,7 +246,7 @@ def main() -> None:
             indexed = reindex_all(db, embedder)
             print(f"indexed {indexed} entries in {time.perf_counter() - t0:.1f} s (once, in the background normally)")
             semantic = PromptEngine(db, lambda: settings, lambda: embedder)
-            report("embedding included", timed_turns(semantic, db, chat_id, cast, args.turns))
+            report(f"embedding included ({embedder.model_id})", timed_turns(semantic, db, chat_id, cast, args.turns))
         turn_500(db, PromptEngine(db, lambda: settings, lambda: embedder if embedder.ready else None), cast, world_id)
 
 

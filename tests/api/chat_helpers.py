@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 
 from neuralrp.app import create_app
 from neuralrp.config import Settings
-from tests.fakes import FakeLLM
+from tests.fakes import FakeLLM, LiveServer
 
 CARD = {
     "spec": "chara_card_v2", "spec_version": "2.0",
@@ -92,3 +92,13 @@ def reply_requests(fake: FakeLLM) -> list[Any]:
 def last_reply_request(fake: FakeLLM) -> Any:
     """The newest reply request's recorded body."""
     return reply_requests(fake)[-1]
+
+
+@contextmanager
+def served_with_fake(make_settings: Any, dialect: str) -> Iterator[tuple[FakeLLM, str]]:
+    """A fake LLM server of this dialect (a hung request gives up after 20 s) and the app in front of it."""
+    fake = FakeLLM(dialect, hang_timeout=20)
+    with LiveServer(fake.app) as llm:
+        settings = make_settings(llm={"base_url": llm.url})
+        with LiveServer(create_app(settings)) as app:
+            yield fake, app.url

@@ -5,28 +5,16 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
-import pytest
 
-from neuralrp.app import create_app
 from tests.api.chat_helpers import CARD
 from tests.cardgen.helpers import DESCRIPTION, answer
-from tests.fakes import FakeLLM, LiveServer
+from tests.fakes import FakeLLM
 from tests.waiting import wait_until
 
 MODELS = "/v1/models"
-
-
-@pytest.fixture
-def live(make_settings: Any) -> Iterator[tuple[FakeLLM, str]]:
-    fake = FakeLLM("llamacpp", hang_timeout=20)
-    with LiveServer(fake.app) as llm:
-        settings = make_settings(llm={"base_url": llm.url})
-        with LiveServer(create_app(settings)) as app:
-            yield fake, app.url
 
 
 def client_for(url: str) -> httpx.Client:

@@ -8,11 +8,9 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import httpx
-import pytest
 
-from neuralrp.app import create_app
 from tests.api.chat_helpers import CARD
-from tests.fakes import FakeLLM, LiveServer
+from tests.fakes import FakeLLM
 
 Event = tuple[str, dict[str, Any]]  # (SSE event name, JSON data)
 
@@ -32,15 +30,6 @@ def sse_events(lines: Iterable[str]) -> Iterator[Event]:
             data.append(line[5:].lstrip())
     if data:
         yield name, json.loads("\n".join(data))
-
-
-@pytest.fixture
-def live(make_settings: Any) -> Iterator[tuple[FakeLLM, str]]:
-    fake = FakeLLM("llamacpp", hang_timeout=20)
-    with LiveServer(fake.app) as llm:
-        settings = make_settings(llm={"base_url": llm.url})
-        with LiveServer(create_app(settings)) as app:
-            yield fake, app.url
 
 
 Reader = tuple[threading.Thread, list[Event], threading.Event]

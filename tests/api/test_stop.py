@@ -10,19 +10,15 @@ from typing import Any
 import httpx
 import pytest
 
-from neuralrp.app import create_app
-from tests.api.chat_helpers import CARD
-from tests.fakes import FakeLLM, LiveServer
+from tests.api.chat_helpers import CARD, served_with_fake
+from tests.fakes import FakeLLM
 from tests.waiting import wait_until
 
 
 @pytest.fixture
 def live_pair(make_settings: Any, request: pytest.FixtureRequest) -> Iterator[tuple[FakeLLM, str]]:
-    fake = FakeLLM(request.param, hang_timeout=20)
-    with LiveServer(fake.app) as llm:
-        settings = make_settings(llm={"base_url": llm.url})
-        with LiveServer(create_app(settings)) as app:
-            yield fake, app.url
+    with served_with_fake(make_settings, request.param) as pair:
+        yield pair
 
 
 def read_events(client: httpx.Client, url: str, body: dict[str, Any], out: list[dict[str, Any]]) -> None:

@@ -19,6 +19,7 @@ import pytest
 from PIL import Image
 
 from tests.e2e.conftest import PHONE, PageLog, expect, serve_with_llm
+from tests.e2e.visual import still
 from tests.fakes import FakeA1111, FakeLLM, LiveServer
 
 if TYPE_CHECKING:
@@ -91,6 +92,7 @@ def _mask(request_json: dict[str, Any]) -> Image.Image:
 
 def _stroke(page: Page, canvas: Locator, points: list[tuple[float, float]]) -> None:
     """Drag the mouse through `points` (fractions of the canvas box)."""
+    still(page)  # the dialog scales in: its box moves until the animation ends
     box = canvas.bounding_box()
     assert box is not None
     at = [(box["x"] + fx * box["width"], box["y"] + fy * box["height"]) for fx, fy in points]

@@ -18,6 +18,7 @@ import pytest
 
 from tests.conftest import FIXTURES
 from tests.e2e.conftest import DESKTOP, PHONE, PageLog, expect, serve_with_llm
+from tests.e2e.visual import still
 from tests.fakes import FakeLLM
 from tests.waiting import wait_until
 
@@ -355,6 +356,38 @@ def test_summaries_window(page: Page, page_log: PageLog, app_url: str, library: 
     assert_clean(page_log)
 
 
+def test_an_excerpt_summary_is_marked_in_the_summaries_window(page: Page, page_log: PageLog, app_url: str,
+                                                               library: dict[str, int]) -> None:
+    chat = new_chat(app_url, [library["Borin"]], title="Excerpt road")
+    add_turns(app_url, chat["id"], [f"We cross the river at ford {n}." for n in range(1, 7)])
+    api(app_url, "POST", f"/api/chats/{chat['id']}/summarize")
+    wait_until(lambda: api(app_url, "GET", f"/api/chats/{chat['id']}/summaries"),
+               until=lambda b: not b["running"] and b["summaries"], what="the fold")
+    excerpt = "Ari: We cross the river at ford 1.\nBorin: Reply 2 to: We cross the river at ford 1."
+
+    def as_excerpt(route: Any) -> None:
+        """The server's own answer with its first summary as an excerpt (what a rejected, forced fold stores)."""
+        response = route.fetch()
+        body = response.json()
+        body["summaries"][0].update(origin="extract", text=excerpt)
+        route.fulfill(response=response, body=json.dumps(body), headers={**response.headers,
+                                                                        "content-type": "application/json"})
+
+    page.route("**/api/chats/*/summaries", as_excerpt)
+    page.goto(f"/#/chat/{chat['id']}")
+    page.get_by_role("button", name="Summaries").click()
+    dialog = page.get_by_role("dialog", name="Summaries")
+    items = dialog.locator(".sum-list").first.locator(".sum-item")
+    expect(items.first.locator(".sum-tag-warn")).to_have_text("excerpt")
+    expect(items.first.locator(".sum-origin")).to_contain_text("Excerpt: the model's summary was rejected")
+    expect(items.first.locator(".sum-text")).to_have_text(excerpt)
+    expect(items.first.get_by_role("button", name="Edit")).to_be_visible()
+    expect(items.first.get_by_role("button", name="Un-fold")).to_be_visible()
+    expect(dialog.locator(".sum-origin")).to_have_count(1)  # only the excerpt has the note
+    page.unroute("**/api/chats/*/summaries")
+    assert_clean(page_log)
+
+
 def test_a_rejected_capsule_is_explained_in_the_inspector(page: Page, page_log: PageLog, app_url: str, fake: FakeLLM,
                                                          library: dict[str, int]) -> None:
     chat = new_chat(app_url, [library["Cyra"]])
@@ -423,6 +456,7 @@ def test_screenshots(open_page: Callable[..., Page], page_log: PageLog, app_url:
         page.screenshot(path=str(path), animations="disabled")
         shots.append(path)
         assert page.evaluate("document.documentElement.scrollWidth") <= viewport["width"], f"{label} overflows"
+        still(page)  # the panel slides in
         box = panel.bounding_box()
         assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= viewport["width"]
         panel.get_by_role("button", name="Close").click()
