@@ -1,6 +1,6 @@
 """Issue 14 in a real browser: worlds in use (a standalone World Info file attached to a new chat, a card's linked
 world), a group reply kept in character, deleting a chat with undo, a persona's description and the system prompt
-in the prompt inspector.
+in the prompt inspector, personas imported from a SillyTavern settings.json.
 
 The NeuralRP app runs on a real port against the fake llama.cpp server (also on a real port); each test makes the
 characters and worlds it needs, under names of its own.
@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
+from PIL import Image
 
 from tests.conftest import FIXTURES
 from tests.e2e.conftest import PageLog, expect, serve_with_llm
@@ -234,3 +235,36 @@ def test_the_system_prompt_setting_then_a_cards_own_prompt(page: Page, page_log:
     finally:
         httpx.delete(f"{app_url}/api/settings/chats/system_prompt", timeout=10)
     page_log.assert_clean()
+
+
+def test_personas_imported_from_a_sillytavern_settings_file(
+        page: Page, page_log: PageLog, app_url: str, tmp_path: Path) -> None:
+    settings = tmp_path / "settings.json"
+    settings.write_bytes((FIXTURES / "personas" / "st_settings_personas.json").read_bytes())
+    kai_picture = tmp_path / "1727000000001-Kai.png"
+    Image.new("RGB", (8, 8), "teal").save(kai_picture, format="PNG")
+    page.goto("/#/settings")
+    try:
+        with page.expect_file_chooser() as chooser:
+            page.get_by_role("button", name="Import from SillyTavern…").click()
+        chooser.value.set_files([str(settings), str(kai_picture)])
+        results = page.get_by_role("region", name="Persona import results")
+        imported = results.get_by_role("list", name="Imported").get_by_role("listitem")
+        expect(imported.filter(has_text="Kai")).to_contain_text("(with picture)")
+        expect(imported).to_have_count(3)
+        expect(imported.filter(has_text="小雪")).not_to_contain_text("(with picture)")
+        personas = page.get_by_role("list", name="Personas")
+        expect(personas.locator(".persona", has_text="小雪")).to_contain_text("说话温柔")
+        expect(personas.locator(".persona", has_text="Kai").locator("img.avatar-img")).to_be_visible()
+
+        with page.expect_file_chooser() as chooser:
+            page.get_by_role("button", name="Import from SillyTavern…").click()
+        chooser.value.set_files(str(settings))
+        expect(results).to_contain_text("Imported 0 personas, skipped 3.")
+        expect(results.get_by_role("list", name="Skipped (already here)")).to_contain_text("小雪")
+        expect(personas.locator(".persona", has_text="小雪")).to_have_count(1)
+        page_log.assert_clean()
+    finally:  # the module's app is shared: leave no persona (nor default) behind for the other tests
+        for persona in api(app_url, "GET", "/api/personas"):
+            if persona["name"] in ("User", "Kai", "小雪"):
+                api(app_url, "DELETE", f"/api/personas/{persona['id']}")

@@ -16,6 +16,7 @@ from neuralrp.chats.importer import display_name
 from neuralrp.errors import InvalidInput
 from neuralrp.library import personas
 from neuralrp.library.cardfile import placeholder_avatar
+from neuralrp.library.stpersonas import import_st_personas
 
 router = APIRouter(prefix="/api/personas", tags=["personas"], route_class=OffLoopJSONRoute)
 
@@ -47,6 +48,18 @@ def create_persona(body: PersonaCreate, conn: ConnDep) -> dict[str, Any]:
     """Add a persona."""
     pid = persona_service.create_persona(conn, body.name, body.description, default=body.is_default)
     return personas.get_persona(conn, pid).public()
+
+
+@router.post("/import")
+async def import_sillytavern(request: Request, settings: Annotated[UploadFile, File()],
+                             avatars: Annotated[list[UploadFile] | None, File()] = None) -> dict[str, Any]:
+    """Import the personas of SillyTavern's settings.json; optional `avatars` are its User Avatars pictures."""
+    library = get_services(request).library
+    data = await settings.read(library.max_bytes + 1)
+    pictures = [(upload.filename or "", await upload.read(library.max_bytes + 1)) for upload in avatars or []]
+    filename = display_name(settings.filename or "settings.json")
+    report = await asyncio.to_thread(import_st_personas, library, data, filename, pictures)
+    return report.public()
 
 
 @router.get("/{pid}")

@@ -7,6 +7,7 @@
 import { avatar } from './avatar.js';
 import { api, del, get, patch, post } from './api.js';
 import { el, replace } from './dom.js';
+import { personaImporter } from './personaimport.js';
 import { toast } from './toast.js';
 import { card } from './ui.js';
 
@@ -111,9 +112,11 @@ export function personaPanel({ signal } = {}) {
     }
   }
 
+  const importer = personaImporter({ onImported: () => load() });
   load();
   return card({ title: 'Personas', icon: 'chat', className: 'settings-card persona-card' },
     el('p', { class: 'field-hint' }, 'Who you play. The name stands for {{user}}; the description goes into the '
       + 'prompt. The default persona is used by new chats; a chat can change its persona later.'),
-    list, formSlot, add);
+    list, formSlot, importer.panel, el('div', { class: 'persona-card-actions' }, add, importer.button),
+    importer.input);
 }
