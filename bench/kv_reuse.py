@@ -16,6 +16,9 @@ server's own log ("Llama.generate: N prefix-match hit, remaining M prompt tokens
 whole prompt was evaluated), and the time from sending the message to the first streamed token. Prompt sizes
 come from rendering the request with the server's chat formatter and its tokenizer (neuralrp/llm/gguf.py);
 a log line is matched to its request by N + M = that size.
+The report names the summary folds: the turns whose prompt broke at a fold, and the summaries by origin ("llm"
+written by the model, "extract" an excerpt of the messages stored when the model's summary was rejected while
+they were leaving the prompt).
 Last line: `kv_reuse median_share=S naive_ratio=R first_token_ratio=F`: S the median reused share over ordinary
 turns (no planned break), R the naive run's evaluated tokens over ours, F naive over ours first-token time at
 the last turn (its first reply). A reply NeuralRP refuses (the model wrote only other speakers' lines) streams
@@ -36,6 +39,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,6 +49,7 @@ import httpx
 
 import neuralrp
 from neuralrp.app import create_app
+from neuralrp.chats.summaries import chat_summaries
 from neuralrp.config import load_settings
 from neuralrp.context.sections import Prompt
 from neuralrp.llm import gguf
@@ -204,8 +209,8 @@ def speaker_of(prompt: Prompt) -> str:
                  if s.kind in ("card_full", "capsule") and s.source.get("character_id") == wanted), "Narrator")
 
 
-def run_ours(url: str, services: Any, server: Server, turns: int) -> list[Turn]:
-    """The chat through NeuralRP, waiting for its background jobs after each turn."""
+def run_ours(url: str, services: Any, server: Server, turns: int) -> tuple[list[Turn], int]:
+    """The chat through NeuralRP, waiting for its background jobs after each turn; (the replies, the chat id)."""
     chat_id = create_chat(url)
     services.prompts.prepare_sync(chat_id, progress=lambda line: print(f"  {line}", flush=True))
     sent: list[Prompt] = []
@@ -225,7 +230,21 @@ def run_ours(url: str, services: Any, server: Server, turns: int) -> list[Turn]:
             print(f"ours  {n:>3}{'+' if i else ' '}{turn.speaker:<9} prompt {size:>5}  evaluated {evaluated:>5}  "
                   f"reused {turn.share:6.1%}" + (f"  first token {first:6.2f} s" if i == 0 else " " * 20)
                   + f"  {'' if turn.ordinary else turn.reason}", flush=True)
-    return out
+    return out, chat_id
+
+
+def fold_report(services: Any, chat_id: int, ours: list[Turn]) -> str:
+    """The summary folds of the run: the replies whose prompt broke at a fold, and the chat's summaries with
+    who wrote them (origin "llm": the model; "extract": an excerpt of the messages, the model's summary having
+    been rejected while they were leaving the prompt)."""
+    with services.db.session() as conn:
+        rows = chat_summaries(conn, chat_id)
+    at = sorted({t.turn for t in ours if t.reason.startswith("summary fold")})
+    made = ", ".join(f"{n} {origin}" for origin, n in sorted(Counter(r.origin for r in rows).items())) or "none"
+    each = "; ".join(f"turns {r.start_turn}-{r.end_turn} {r.origin} level {r.level}"
+                     + (" (condensed since)" if r.archived else "") for r in rows)
+    return f"{len(at)} fold break(s) at turns {at or '-'}; {len(rows)} summaries by origin: {made}" + (
+        f": {each}" if each else "")
 
 
 def naive_messages(server: Server, speaker: str, history: list[tuple[str, str]], budget: int) -> list[ChatMessage]:
@@ -303,7 +322,7 @@ def settings_for(data_dir: Path, args: argparse.Namespace) -> Any:
     }, environ={})
 
 
-def report(ours: list[Turn], naive: list[Turn]) -> tuple[float, float, float]:
+def report(ours: list[Turn], naive: list[Turn], folds: str) -> tuple[float, float, float]:
     """Print the summary; (median share over ordinary replies, naive/ours evaluated, naive/ours first token at
     the last turn's first reply)."""
     ordinary = [t.share for t in ours[1:] if t.ordinary]
@@ -314,10 +333,11 @@ def report(ours: list[Turn], naive: list[Turn]) -> tuple[float, float, float]:
     ours_first = next(t for t in ours if t.turn == last).first_token_s
     naive_first = next(t for t in naive if t.turn == last).first_token_s
     refused = len({t.turn for t in ours if not t.kept})
-    print(f"ours: {len(ours)} replies in {last} turns ({refused} turns with a reply NeuralRP refused), "
+    print(f"ours: {len(ours)} replies in {last} turns ({refused} turn(s) with a reply NeuralRP refused), "
           f"{len(ordinary)} ordinary; median reused share {median:.1%}; evaluated {mine} of "
           f"{sum(t.prompt for t in ours)} tokens sent")
     print("ours: breaks (the replies that were not ordinary turns):", "; ".join(breaks) or "none")
+    print(f"ours: summary folds: {folds}")
     print(f"naive: evaluated {theirs} of {sum(t.prompt for t in naive)} tokens sent, median reused share "
           f"{statistics.median(t.share for t in naive[1:]):.1%}")
     print(f"first token at turn {last}: ours {ours_first:.2f} s, naive {naive_first:.2f} s")
@@ -344,10 +364,11 @@ def main() -> None:
             cache = services.llm_runtime.local.prompt_cache_mb
             print(f"built-in server: {services.llm_runtime.label}; n_ctx {args.n_ctx}, {args.threads} threads, "
                   f"replies of {args.reply_tokens} tokens, RAM prompt cache {cache} MiB", flush=True)
-            ours = run_ours(live.url, services, server, args.turns)
+            ours, chat_id = run_ours(live.url, services, server, args.turns)
+            folds = fold_report(services, chat_id, ours)
             budget = args.n_ctx - args.reply_tokens
             naive = run_naive(services.llm_runtime.local.base_url, server, ours, budget, args.reply_tokens)
-    median, ratio, first = report(ours, naive)
+    median, ratio, first = report(ours, naive, folds)
     print(f"kv_reuse median_share={median:.3f} naive_ratio={ratio:.2f} first_token_ratio={first:.2f}")
 
 

@@ -45,7 +45,7 @@ EXPECTED_COLUMNS: dict[str, list[str]] = {
     "message_swipes": ["id", "message_id", "idx", "content", "status", "created_at"],
     "summaries": [
         "id", "chat_id", "first_message_id", "last_message_id", "start_turn", "end_turn", "level", "text",
-        "archived", "parent_id", "edited", "created_at", "updated_at",
+        "archived", "parent_id", "edited", "created_at", "updated_at", "origin",
     ],
     "images": [
         "id", "uid", "chat_id", "message_id", "file_name", "source", "prompt", "negative_prompt", "seed",

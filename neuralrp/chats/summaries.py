@@ -1,4 +1,8 @@
-"""SQL for scene summaries (level 0: of messages; 1+: of summaries). Callers own transactions."""
+"""SQL for scene summaries (level 0: of messages; 1+: of summaries). Callers own transactions.
+
+`origin` says who wrote a summary's text: "llm" (the model) or "extract" (lines picked from the scene's own
+messages when the model's summary was rejected or failed: neuralrp/turns/extract.py).
+"""
 
 from __future__ import annotations
 
@@ -28,6 +32,7 @@ class Summary:
     parent_id: int | None
     created_at: str
     updated_at: str
+    origin: str = "llm"
 
 
 def _summary(row: dict[str, Any]) -> Summary:
@@ -35,7 +40,8 @@ def _summary(row: dict[str, Any]) -> Summary:
         id=row["id"], chat_id=row["chat_id"], first_message_id=row["first_message_id"],
         last_message_id=row["last_message_id"], start_turn=row["start_turn"], end_turn=row["end_turn"],
         level=row["level"], text=row["text"], archived=bool(row["archived"]), edited=bool(row["edited"]),
-        parent_id=row["parent_id"], created_at=row["created_at"], updated_at=row["updated_at"])
+        parent_id=row["parent_id"], created_at=row["created_at"], updated_at=row["updated_at"],
+        origin=row["origin"])
 
 
 def get_summary(conn: Connection, summary_id: int) -> Summary:
@@ -68,12 +74,12 @@ def message_count(conn: Connection, summary_id: int) -> int:
 
 
 def insert_summary(conn: Connection, chat_id: int, *, first_message_id: int, last_message_id: int,
-                   start_turn: int, end_turn: int, level: int, text: str, now: str) -> int:
-    """Store a live summary; returns its id."""
+                   start_turn: int, end_turn: int, level: int, text: str, now: str, origin: str = "llm") -> int:
+    """Store a live summary (origin "llm" or "extract", the table's CHECK refuses others); returns its id."""
     cur = conn.execute(
         "INSERT INTO summaries (chat_id, first_message_id, last_message_id, start_turn, end_turn, level, text,"
-        " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (chat_id, first_message_id, last_message_id, start_turn, end_turn, level, text, now, now))
+        " created_at, updated_at, origin) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (chat_id, first_message_id, last_message_id, start_turn, end_turn, level, text, now, now, origin))
     return int(cur.lastrowid or 0)
 
 

@@ -11,6 +11,12 @@ summaries pass `context.summary_word_limit` words, the older ones are condensed 
 higher-level summary. Any LLM failure leaves the DB as it was; the next reply retries. An answer that fails
 the checks in neuralrp/turns/output_checks.py (template junk, repetition, brackets, length) is not stored:
 the summaries stay as they were, the next automatic try waits a while, and the prompt inspector shows why.
+
+A fold is forced when messages are already leaving the prompt (the history did not fit): then, if the LLM's
+summary of a scene is rejected or the LLM fails (or its last summary was rejected and its retry time has not
+come), that scene and the rest of the fold are stored as excerpts of their own messages (neuralrp/turns/
+extract.py, origin "extract") and folded exactly like LLM summaries, rather than leaving the prompt with no
+summary at all. The Summaries window marks them; Un-fold and "Summarize now" ask the model again.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ from neuralrp.db.history import record_change
 from neuralrp.errors import BackendError, BackendUnavailable, Conflict, InvalidInput, NeuralRPError
 from neuralrp.llm.tokens import estimate_tokens
 from neuralrp.llm.types import ChatMessage, Completion, LLMBackend, SamplingParams
+from neuralrp.turns.extract import scene_excerpt
 from neuralrp.turns.output_checks import Rejections, summary_problem
 from neuralrp.workers import Worker, in_thread
 
@@ -82,9 +89,12 @@ class _Rejected(_Postponed):
 
 @dataclass
 class _Tally:
-    """How many summaries one fold wrote so far."""
+    """How many summaries one fold wrote so far, whether it still asks the LLM, and why it stopped asking."""
 
     written: int = 0
+    ask: bool = True
+    extracts: int = 0
+    why: str = ""
 
 
 # ---- the requests sent to the LLM
@@ -176,7 +186,13 @@ def plan_scenes(conn: Connection, chat_id: int, keep_recent_turns: int, limit: i
 
 # ---- writing (sync, one transaction each)
 
-def store_scene(conn: Connection, chat_id: int, scene: list[Message], text: str) -> int | None:
+def excerpt_of(scene: list[Message]) -> str | None:
+    """The scene's summary without the LLM: lines of its own messages (neuralrp/turns/extract.py)."""
+    return scene_excerpt([(speaker_label(m), m.content) for m in scene])
+
+
+def store_scene(conn: Connection, chat_id: int, scene: list[Message], text: str,
+                origin: str = "llm") -> int | None:
     """Store a level-0 summary and archive its messages; None (nothing written) if they changed meanwhile."""
     with transaction(conn):
         if not store.messages_unchanged(conn, scene):
@@ -184,7 +200,8 @@ def store_scene(conn: Connection, chat_id: int, scene: list[Message], text: str)
         now = iso()
         sid = summaries.insert_summary(
             conn, chat_id, first_message_id=scene[0].id, last_message_id=scene[-1].id,
-            start_turn=min(m.turn for m in scene), end_turn=max(m.turn for m in scene), level=0, text=text, now=now)
+            start_turn=min(m.turn for m in scene), end_turn=max(m.turn for m in scene), level=0, text=text, now=now,
+            origin=origin)
         store.fold_messages(conn, sid, [m.id for m in scene], now)
     return sid
 
@@ -209,7 +226,7 @@ def summary_public(conn: Connection, summary: Summary) -> dict[str, Any]:
     """A summary as the API shows it."""
     return {"id": summary.id, "chat_id": summary.chat_id, "text": summary.text, "start_turn": summary.start_turn,
             "end_turn": summary.end_turn, "level": summary.level, "archived": summary.archived,
-            "edited": summary.edited, "parent_id": summary.parent_id,
+            "edited": summary.edited, "parent_id": summary.parent_id, "origin": summary.origin,
             "message_count": summaries.message_count(conn, summary.id), "created_at": summary.created_at,
             "updated_at": summary.updated_at}
 
@@ -291,27 +308,36 @@ class Summarizer(Worker):
         self.submit(chat_id, lambda: self._job(chat_id, None))
 
     async def _job(self, chat_id: int, prompt: Prompt | None) -> None:
-        if prompt is not None and not self.rejections.may_try(chat_id):
-            return  # the last answer was rejected: wait before asking again (the Summaries window can rerun)
-        if prompt is not None and not await self._db(self._needs_fold, chat_id, prompt):
-            return
-        await self.fold(chat_id)
+        need = "asked" if prompt is None else await self._db(self._fold_need, chat_id, prompt)
+        if need == "cut":
+            await self.fold(chat_id, forced=True)  # messages are leaving the prompt: a summary now, or an excerpt
+        elif need == "asked" or (need == "threshold" and self.rejections.may_try(chat_id)):
+            await self.fold(chat_id)  # after a rejected answer the next try waits (the Summaries window can rerun)
 
-    def _needs_fold(self, conn: Connection, chat_id: int, prompt: Prompt) -> bool:
+    def _fold_need(self, conn: Connection, chat_id: int, prompt: Prompt) -> str | None:
+        """"cut" when live messages no longer fit the prompt, "threshold" past `summarize_at`, else None."""
+        if history_cut(conn, chat_id, prompt):
+            return "cut"
         if prompt.total_tokens > self.settings.context.summarize_at * prompt.budget:
-            return True
-        return history_cut(conn, chat_id, prompt)
+            return "threshold"
+        return None
 
-    async def fold(self, chat_id: int) -> int:
-        """Summarise what is eligible, then condense old summaries if needed; returns summaries written."""
+    async def fold(self, chat_id: int, *, forced: bool = False) -> int:
+        """Summarise what is eligible, then condense old summaries if needed; returns summaries written.
+
+        forced (messages are leaving the prompt): a scene the LLM cannot summarise now is stored as an excerpt."""
         backend = self._backend()
         tally = _Tally()
+        last = self.rejections.get(chat_id)
+        if forced and last is not None and not self.rejections.may_try(chat_id):
+            tally.ask, tally.why = False, f"its last one was rejected, {last.reason}; not asked again yet"
         try:
             if backend is None:
                 raise _Postponed("no LLM server is configured")
-            await self._fold_scenes(backend, chat_id, tally)
-            await self._condense(backend, chat_id, tally)
-            self.rejections.accept(chat_id)
+            await self._fold_scenes(backend, chat_id, tally, forced)
+            if tally.ask:
+                await self._condense(backend, chat_id, tally)
+                self.rejections.accept(chat_id)
         except _Rejected as e:
             failed = self.rejections.reject(chat_id, e.reason, e.answer)
             log.warning("summarization of chat %d postponed after %d new summary(ies): %s; the summaries stay as "
@@ -323,16 +349,38 @@ class Summarizer(Worker):
                         tally.written, e)
         except NeuralRPError as e:
             log.warning("summarization of chat %d stopped: %s", chat_id, e.message)
+        finally:
+            if tally.extracts:
+                log.warning("chat %d: %d scene(s) were leaving the prompt and are kept as excerpts of their own "
+                            "messages (no LLM summary: %s)", chat_id, tally.extracts, tally.why)
         return tally.written
 
-    async def _fold_scenes(self, backend: LLMBackend, chat_id: int, tally: _Tally) -> None:
+    async def _fold_scenes(self, backend: LLMBackend, chat_id: int, tally: _Tally, forced: bool) -> None:
         limit = await self._scene_limit(backend)
         keep = self.settings.context.keep_recent_turns
         for scene in await self._db(plan_scenes, chat_id, keep, limit):
-            text = await self._ask(backend, scene_request(scene), SCENE_PARAMS)
-            if await self._db(store_scene, chat_id, scene, text) is None:
+            text, origin = await self._scene_summary(backend, chat_id, scene, tally, forced)
+            if await self._db(store_scene, chat_id, scene, text, origin) is None:
                 raise _Postponed("the chat changed while it was being summarised")
             tally.written += 1
+
+    async def _scene_summary(self, backend: LLMBackend, chat_id: int, scene: list[Message], tally: _Tally,
+                             forced: bool) -> tuple[str, str]:
+        """(text, origin) of one scene: the LLM's summary, or when forced and the LLM cannot, its excerpt."""
+        if tally.ask:
+            try:
+                return await self._ask(backend, scene_request(scene), SCENE_PARAMS), "llm"
+            except _Postponed as e:
+                if not forced:
+                    raise
+                if isinstance(e, _Rejected):
+                    self.rejections.reject(chat_id, e.reason, e.answer)
+                tally.ask, tally.why = False, str(e)  # the rest of this fold does without the LLM
+        text = excerpt_of(scene)
+        if text is None:
+            raise _Postponed("the scene has no line that an excerpt could keep")
+        tally.extracts += 1
+        return text, "extract"
 
     async def _condense(self, backend: LLMBackend, chat_id: int, tally: _Tally) -> None:
         live = await self._db(summaries.live_summaries, chat_id)

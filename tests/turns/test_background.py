@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from typing import Any
 
-import httpx
 import pytest
 
 from neuralrp.config import Settings
 from neuralrp.context.sections import Prompt
 from neuralrp.db.connection import Database
-from neuralrp.db.migrations import migrate
 from neuralrp.errors import Conflict
 from neuralrp.llm.client import OpenAICompatBackend
 from neuralrp.turns.summarizer import Summarizer
@@ -22,31 +18,6 @@ from tests.turns.test_summarizer import seed_chat, snapshot, summary_requests
 from tests.waiting import async_wait_until
 
 LIMIT_S = 30
-
-
-@pytest.fixture
-def llm_settings(make_settings: Any) -> Settings:
-    return make_settings(llm={"base_url": "http://llm.test/v1"})
-
-
-@pytest.fixture
-def database(llm_settings: Settings) -> Database:
-    db = Database(llm_settings.db_path)
-    with db.session() as conn:
-        migrate(conn)
-    return db
-
-
-@pytest.fixture
-def fake() -> FakeLLM:
-    return FakeLLM("llamacpp")
-
-
-@pytest.fixture
-async def backend(llm_settings: Settings, fake: FakeLLM) -> AsyncIterator[OpenAICompatBackend]:
-    client = OpenAICompatBackend(llm_settings.llm, transport=httpx.ASGITransport(app=fake.app))
-    yield client
-    await client.aclose()
 
 
 async def test_fold_waits_for_the_quiet_event_before_asking_the_llm(database: Database, llm_settings: Settings,

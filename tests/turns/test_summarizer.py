@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -77,39 +76,6 @@ def snapshot(conn: Any, chat_id: int) -> tuple[Any, ...]:
                              " WHERE chat_id = ? ORDER BY seq", (chat_id,)))
     sums = list(conn.execute("SELECT * FROM summaries WHERE chat_id = ?", (chat_id,)))
     return tuple(map(str, msgs)), tuple(map(str, sums)), store.get_chat(conn, chat_id).turn
-
-
-@pytest.fixture
-def llm_settings(make_settings: Any) -> Settings:
-    return make_settings(llm={"base_url": "http://llm.test/v1"})  # type: ignore[no-any-return]
-
-
-@pytest.fixture
-def database(llm_settings: Settings) -> Database:
-    db = Database(llm_settings.db_path)
-    with db.session() as conn:
-        migrate(conn)
-    return db
-
-
-@pytest.fixture
-def fake() -> FakeLLM:
-    return FakeLLM("llamacpp")
-
-
-@pytest.fixture
-async def backend(llm_settings: Settings, fake: FakeLLM) -> AsyncIterator[OpenAICompatBackend]:
-    client = OpenAICompatBackend(llm_settings.llm, transport=httpx.ASGITransport(app=fake.app))
-    yield client
-    await client.aclose()
-
-
-@pytest.fixture
-async def summarizer(database: Database, llm_settings: Settings,
-                     backend: OpenAICompatBackend) -> AsyncIterator[Summarizer]:
-    worker = Summarizer(database, lambda: llm_settings, lambda: backend)
-    yield worker
-    await worker.aclose()
 
 
 def summary_requests(fake: FakeLLM) -> list[dict[str, Any]]:

@@ -1,7 +1,9 @@
 /**
  * The Summaries window of a chat: the live scene summaries (turn range, level, messages folded) with Edit and
  * Un-fold, the archived ones collapsed below, the word count against `context.summary_word_limit`, and
- * "Summarize now", which starts a background fold and polls until it ends.
+ * "Summarize now", which starts a background fold and polls until it ends. An excerpt (origin "extract": lines
+ * taken from the messages because the model's summary was rejected while they were leaving the prompt) is
+ * marked as such.
  */
 
 import { del, get, post, put } from '../api.js';
@@ -59,7 +61,16 @@ function summaryTags(s) {
     el('span', { class: 'sum-tag' }, `level ${s.level}`),
     el('span', { class: 'sum-tag' }, `${s.message_count} message${s.message_count === 1 ? '' : 's'}`),
     el('span', { class: 'sum-tag' }, `${formatCount(s.text.trim().split(/\s+/).filter(Boolean).length)} words`),
+    s.origin === 'extract' && el('span', { class: 'sum-tag sum-tag-warn' }, 'excerpt'),
     s.edited && el('span', { class: 'sum-tag sum-tag-accent' }, 'edited'));
+}
+
+/** The line under an excerpt's title saying where its text came from, or null for the model's summaries. */
+function originNote(s) {
+  if (s.origin !== 'extract') return null;
+  return el('p', { class: 'sum-origin' }, icon('alert', { size: 14 }),
+    el('span', {}, 'Excerpt: the model\'s summary was rejected, so these lines were taken from the messages '
+      + 'as they were leaving the prompt. Edit it, or un-fold it and Summarize now to ask the model again.'));
 }
 
 /**
@@ -151,7 +162,7 @@ export function openSummaries({ chatId, onChanged = () => {} }) {
       const slot = el('div', { class: 'sum-slot' });
       const item = el('li', { class: ['sum-item', s.archived && 'is-archived'], dataset: { summaryId: s.id } },
         el('div', { class: 'sum-head' }, el('h3', { class: 'sum-range' }, turnRange(s)), summaryTags(s)),
-        text, slot, !readOnly && actions);
+        originNote(s), text, slot, !readOnly && actions);
       if (readOnly) return item;
       const edit = el('button', { type: 'button', class: 'btn btn-secondary btn-small', on: { click: () => startEdit() } },
         'Edit');
