@@ -1,4 +1,5 @@
-"""Import any mix of files: cards (.png/.json), World Info (.json) and chats (.jsonl), or whole folders."""
+"""Import any mix of files: cards (.png/.json), World Info (.json), chats (.jsonl) and SillyTavern's settings.json
+(its personas), or whole folders."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from neuralrp.chats.st_io import import_st_chat
 from neuralrp.errors import InvalidInput, NeuralRPError
 from neuralrp.library.safejson import load_json
 from neuralrp.library.service import ImportResult, Library
+from neuralrp.library.stpersonas import import_st_personas
 
 log = logging.getLogger(__name__)
 SUFFIXES = (".png", ".json", ".jsonl")
@@ -31,8 +33,36 @@ def looks_like_world(data: bytes, filename: str) -> bool:
     return not ({"spec", "data", "name", "char_name"} & obj.keys())
 
 
-def import_bytes(library: Library, data: bytes, filename: str) -> ImportResult:
-    """Import one file's bytes by its type; errors become an 'error' result naming the problem."""
+def st_settings(data: bytes, filename: str) -> str | None:
+    """"personas" for SillyTavern's settings.json with personas (or its personas backup), "settings" for one
+    without any, None for any other file."""
+    obj = load_json(data, filename)
+    if not isinstance(obj, dict):
+        return None
+    section = obj.get("power_user") if "power_user" in obj else obj
+    if not isinstance(section, dict) or not ("power_user" in obj or "persona_descriptions" in obj):
+        return None
+    return "personas" if isinstance(section.get("personas"), dict) and section["personas"] else "settings"
+
+
+def _import_json(library: Library, data: bytes, name: str) -> ImportResult:
+    """A .json file: World Info, SillyTavern settings (personas) or a card."""
+    if looks_like_world(data, name):
+        return library.import_world(data, name)
+    settings = st_settings(data, name)
+    if settings == "settings":
+        return ImportResult(name, "skipped", "personas", "SillyTavern settings without personas")
+    if settings == "personas":
+        report = import_st_personas(library, data, name).public()
+        status = "imported" if report["imported"] else "skipped"
+        return ImportResult(name, status, "personas", f"{report['imported']} imported, {report['skipped']} "
+                            "already in the library")
+    return library.import_card(data, name)
+
+
+def import_bytes(library: Library, data: bytes, filename: str, *, card_only: bool = False) -> ImportResult:
+    """Import one file's bytes by its type (card_only: a card, whatever it looks like); errors become an 'error'
+    result naming the problem."""
     name = display_name(filename)
     suffix = PurePath(name).suffix.lower()
     if suffix not in SUFFIXES:
@@ -40,8 +70,8 @@ def import_bytes(library: Library, data: bytes, filename: str) -> ImportResult:
     try:
         if suffix == ".jsonl":
             return _import_chat(library, data, name)
-        if suffix == ".json" and looks_like_world(data, name):
-            return library.import_world(data, name)
+        if suffix == ".json" and not card_only:
+            return _import_json(library, data, name)
         return library.import_card(data, name)
     except NeuralRPError as e:
         message = e.message if e.message.startswith(name) else f"{name}: {e.message}"

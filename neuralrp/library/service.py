@@ -38,7 +38,7 @@ class ImportResult:
 
     file: str
     status: str  # imported | skipped | error
-    kind: str | None = None  # character | world | chat
+    kind: str | None = None  # character | world | chat | personas
     detail: str = ""
     id: int | None = None
 

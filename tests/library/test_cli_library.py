@@ -22,12 +22,22 @@ def test_import_good_files_exits_zero_with_a_line_each(tmp_path: Path) -> None:
     code, out = run(tmp_path, "import", str(FIXTURES))
     assert code == 0, out
     lines = out.strip().splitlines()
-    assert len(lines) == 7
+    assert len(lines) == 8
     assert sum(line.startswith("imported character: ") for line in lines) == 5
     assert any(line.startswith("imported world: ") and "4 entries" in line for line in lines)
     assert any(line.startswith("imported chat: ") for line in lines)
-    code, out = run(tmp_path, "import", str(FIXTURES / "cards"))
+    personas = FIXTURES / "personas" / "st_settings_personas.json"
+    assert f"imported personas: {personas} (3 imported, 0 already in the library)" in lines
+    code, out = run(tmp_path, "import", str(FIXTURES / "cards"), str(personas))
     assert code == 0 and out.count("skipped character") == 5 and "already in the library" in out
+    assert f"skipped personas: {personas} (0 imported, 3 already in the library)" in out
+
+
+def test_sillytavern_settings_without_personas_are_skipped_not_refused(tmp_path: Path) -> None:
+    settings = tmp_path / "settings.json"
+    settings.write_text(json.dumps({"power_user": {"personas": {}, "persona_descriptions": {}}, "username": "x"}))
+    code, out = run(tmp_path, "import", str(settings))
+    assert code == 0 and out.strip() == f"skipped personas: {settings} (SillyTavern settings without personas)"
 
 
 def test_corrupt_file_exits_non_zero_with_clear_line(tmp_path: Path) -> None:

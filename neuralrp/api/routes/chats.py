@@ -132,7 +132,8 @@ def create_chat(body: ChatCreate, request: Request, conn: ConnDep) -> dict[str, 
     """Create a chat; a card given here joins the library first; the first character greets."""
     ids = list(body.character_ids)
     if body.card is not None:
-        result = import_bytes(get_services(request).library, json.dumps(body.card).encode(), "card.json")
+        result = import_bytes(get_services(request).library, json.dumps(body.card).encode(), "card.json",
+                              card_only=True)
         if result.status == "error" or result.id is None:
             raise InvalidInput(result.detail.removeprefix("card.json: "))
         ids.append(result.id)

@@ -66,7 +66,7 @@ def list_characters(conn: ConnDep, q: str = "", tags: str = "",
 @router.post("/api/characters", status_code=201)
 def create_character(card: dict[str, Any], request: Request, conn: ConnDep) -> dict[str, Any]:
     """Store a character from a card JSON object (V1, V2, V3 or Pygmalion)."""
-    result = import_bytes(_library(request), _json_bytes(card), "card.json")
+    result = import_bytes(_library(request), _json_bytes(card), "card.json", card_only=True)
     if result.status == "error":
         raise InvalidInput(result.detail.removeprefix("card.json: "))
     assert result.id is not None
