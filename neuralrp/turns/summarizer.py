@@ -12,7 +12,8 @@ higher-level summary. Any LLM failure leaves the DB as it was; the next reply re
 the checks in neuralrp/turns/output_checks.py (template junk, repetition, brackets, length) is not stored:
 the summaries stay as they were, the next automatic try waits a while, and the prompt inspector shows why.
 
-A fold is forced when messages are already leaving the prompt (the history did not fit): then, if the LLM's
+A fold is forced when messages are leaving the prompt (the history did not fit, or one more exchange like the
+last would not; folding a turn early keeps the cached prefix to one break): then, if the LLM's
 summary of a scene is rejected or the LLM fails (or its last summary was rejected and its retry time has not
 come), that scene and the rest of the fold are stored as excerpts of their own messages (neuralrp/turns/
 extract.py, origin "extract") and folded exactly like LLM summaries, rather than leaving the prompt with no
@@ -178,6 +179,13 @@ def history_cut(conn: Connection, chat_id: int, prompt: Prompt) -> bool:
     return store.has_live_before(conn, chat_id, FOLDABLE_ROLES, ids)
 
 
+def cut_next_turn(prompt: Prompt) -> bool:
+    """Whether one more exchange like the last (its two newest history messages) would not fit: folding now
+    leaves one break in the cached prefix (the fold) instead of two (a cut, then the fold)."""
+    history = [s.tokens for s in prompt.sections if s.kind == "history"]
+    return len(history) >= 2 and prompt.total_tokens + sum(history[-2:]) > prompt.budget
+
+
 def plan_scenes(conn: Connection, chat_id: int, keep_recent_turns: int, limit: int) -> list[list[Message]]:
     """The scenes a fold would summarise now, oldest first."""
     boundaries = frozenset(s.start_turn for s in summaries.live_summaries(conn, chat_id))
@@ -315,8 +323,9 @@ class Summarizer(Worker):
             await self.fold(chat_id)  # after a rejected answer the next try waits (the Summaries window can rerun)
 
     def _fold_need(self, conn: Connection, chat_id: int, prompt: Prompt) -> str | None:
-        """"cut" when live messages no longer fit the prompt, "threshold" past `summarize_at`, else None."""
-        if history_cut(conn, chat_id, prompt):
+        """"cut" when live messages no longer fit the prompt or will not on the next turn, "threshold" past
+        `summarize_at`, else None."""
+        if history_cut(conn, chat_id, prompt) or cut_next_turn(prompt):
             return "cut"
         if prompt.total_tokens > self.settings.context.summarize_at * prompt.budget:
             return "threshold"

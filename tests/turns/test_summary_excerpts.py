@@ -123,6 +123,21 @@ async def test_a_rejected_summary_while_history_fits_stores_nothing_and_waits(
     assert len(summary_requests(fake)) == 2
 
 
+async def test_a_cut_one_exchange_away_folds_now_so_the_prefix_breaks_once(
+        database: Database, summarizer: Summarizer, fake: FakeLLM) -> None:
+    with database.session() as conn:
+        chat_id = seed_chat(conn, turns=14)
+        ids = [m.id for m in store.list_messages(conn, chat_id)]
+    fake.enqueue(LOOP)
+    # every message fits, with 500 tokens left: less than one more exchange (2 x 339) needs
+    await summarizer.after_reply(chat_id, _prompt(10_000, 9_500, ids))
+    await wait_idle(summarizer, chat_id)
+    with database.session() as conn:
+        rows = summary_rows(conn, chat_id)
+    assert len(summary_requests(fake)) == 1 and rows and {r["origin"] for r in rows} == {"extract"}
+    assert summarizer.rejections.get(chat_id) is not None, "the rejection is still shown"
+
+
 async def test_the_llm_failing_while_history_is_cut_also_folds_an_excerpt(
         database: Database, summarizer: Summarizer, fake: FakeLLM) -> None:
     with database.session() as conn:
