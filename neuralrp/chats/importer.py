@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from pathlib import Path, PurePath
+from typing import Any
 
 from neuralrp.chats.st_io import import_st_chat
 from neuralrp.errors import InvalidInput, NeuralRPError
@@ -22,10 +23,9 @@ def display_name(filename: str) -> str:
     return PurePath(filename.replace("\\", "/")).name or "(unnamed)"
 
 
-def looks_like_world(data: bytes, filename: str) -> bool:
+def looks_like_world(obj: Any) -> bool:
     """World Info: a .json whose top level has an `entries` object (SillyTavern's world files, which may carry a
     `name` too) and no card-only field, or `entries` of any shape and no card field at all."""
-    obj = load_json(data, f"{filename}")
     if not isinstance(obj, dict) or "entries" not in obj:
         return False
     if isinstance(obj["entries"], dict):
@@ -33,10 +33,9 @@ def looks_like_world(data: bytes, filename: str) -> bool:
     return not ({"spec", "data", "name", "char_name"} & obj.keys())
 
 
-def st_settings(data: bytes, filename: str) -> str | None:
+def st_settings(obj: Any) -> str | None:
     """"personas" for SillyTavern's settings.json with personas (or its personas backup), "settings" for one
     without any, None for any other file."""
-    obj = load_json(data, filename)
     if not isinstance(obj, dict):
         return None
     section = obj.get("power_user") if "power_user" in obj else obj
@@ -46,10 +45,11 @@ def st_settings(data: bytes, filename: str) -> str | None:
 
 
 def _import_json(library: Library, data: bytes, name: str) -> ImportResult:
-    """A .json file: World Info, SillyTavern settings (personas) or a card."""
-    if looks_like_world(data, name):
+    """A .json file: World Info, SillyTavern settings (personas) or a card (the file is parsed once to tell)."""
+    obj = load_json(data, name)
+    if looks_like_world(obj):
         return library.import_world(data, name)
-    settings = st_settings(data, name)
+    settings = st_settings(obj)
     if settings == "settings":
         return ImportResult(name, "skipped", "personas", "SillyTavern settings without personas")
     if settings == "personas":

@@ -199,6 +199,7 @@ def import_st_personas(library: Library, data: bytes, filename: str,
             for path in written:  # the DB never pointed at them
                 path.unlink(missing_ok=True)
             raise
-    log.info("imported %d SillyTavern persona(s) from %s, skipped %d", report.public()["imported"], filename,
-             report.public()["skipped"])
+    counts = report.public()
+    log.info("imported %d SillyTavern persona(s) from %s, skipped %d", counts["imported"], filename,
+             counts["skipped"])
     return report
