@@ -334,11 +334,14 @@ class Library:
         back = []
         for rel in filter(None, stored):
             path = self.avatar_file(rel)
-            kept = self.paths.trash / path.name if path is not None else None
-            if path is None or kept is None or path.exists() or not kept.is_file():
+            if path is None or path.exists() or not (self.paths.trash / path.name).is_file():
                 continue
-            path.parent.mkdir(parents=True, exist_ok=True)
-            shutil.move(str(kept), path)
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                shutil.move(str(self.paths.trash / path.name), path)
+            except OSError as e:  # one picture that cannot come back must not stop the rest of the restore
+                log.warning("could not move the picture %s back from trash/: %s", path.name, e)
+                continue
             back.append(rel)
         if back:
             log.info("moved %d avatar picture(s) the database names back from trash/: %s", len(back), back)

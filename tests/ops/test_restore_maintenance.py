@@ -450,6 +450,33 @@ def test_a_picture_replaced_after_the_backup_comes_back_with_the_restore(setting
     check_mirrors_match_db(settings)
 
 
+def test_a_picture_that_cannot_come_back_does_not_stop_the_restore(settings: Settings,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    from neuralrp.library import service
+    from neuralrp.services import open_database
+
+    db = open_database(settings)
+    library = Library(db, settings.data_dir)
+    cid = library.import_card(json.dumps(CARD).encode(), "card.json").id
+    assert cid is not None
+    library.set_avatar(cid, picture((200, 30, 30)), "red.png")
+    info = create_backup(db, settings.data_dir / "backups", now=datetime(2025, 1, 1, tzinfo=UTC), label="base")
+    library.set_avatar(cid, picture((30, 30, 200)), "blue.png")
+    with db.session() as conn:
+        card = json.loads(conn.execute("SELECT card_json FROM characters").fetchone()["card_json"])
+    card["data"]["description"] = "changed after the backup"
+    library.update_card(cid, card)
+
+    def full_disk(src: str, dst: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(service.shutil, "move", full_disk)
+    report = restore_offline(settings, info.name)
+    assert report.pre_restore is not None
+    assert scan(library).lines == [], "the card files were still rewritten from the restored DB"
+    check_mirrors_match_db(settings)
+
+
 def test_files_archive_is_listed_pruned_and_deleted_with_its_backup(settings: Settings, tmp_path: Path) -> None:
     from neuralrp.ops.backup import delete_backup
     from neuralrp.services import open_database
